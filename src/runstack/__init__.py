@@ -1,0 +1,71 @@
+"""runstack: a local-first experiment tracker, and a code-dataset hub.
+
+    import runstack
+    run = runstack.init(project="mnist", config={"lr": 1e-3})
+    for step in range(100):
+        runstack.log({"loss": 1 / (step + 1)})
+    runstack.finish()
+
+Importing runstack pulls in no ML framework, numpy, pandas or pyarrow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runstack.core.api import Api, RunView
+from runstack.core.config import Config
+from runstack.core.noop import NoOpRun
+from runstack.core.run import Run
+from runstack.core.session import init
+from runstack.errors import RunstackError
+
+__version__ = "0.1.0"
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+    """Log metrics to the current run (see ``Run.log``)."""
+    from runstack.core.session import current
+
+    current().log(data, step=step, commit=commit)
+
+
+def define_metric(name: str, summary: str = "last", step_metric: str | None = None) -> None:
+    """Set the summary and x-axis of a metric on the current run (see ``Run.define_metric``)."""
+    from runstack.core.session import current
+
+    current().define_metric(name, summary=summary, step_metric=step_metric)
+
+
+def finish(exit_code: int | None = None, status: str | None = None) -> None:
+    """Finish the current run, if any (see ``Run.finish``)."""
+    from runstack.core.session import current_or_none
+
+    run = current_or_none()
+    if run is not None:
+        run.finish(exit_code=exit_code, status=status)
+
+
+def __getattr__(name: str) -> Any:
+    # runstack.run / runstack.config / runstack.summary follow the current run.
+    if name in ("run", "config", "summary"):
+        from runstack.core.session import current, current_or_none
+
+        if name == "run":
+            return current_or_none()
+        return getattr(current(), name)
+    raise AttributeError(f"module 'runstack' has no attribute {name!r}")
+
+
+__all__ = [
+    "Api",
+    "Config",
+    "NoOpRun",
+    "Run",
+    "RunView",
+    "RunstackError",
+    "define_metric",
+    "finish",
+    "init",
+    "log",
+]

@@ -1,0 +1,3 @@
+from runstack.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``runstack`` command line."""

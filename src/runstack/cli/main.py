@@ -1,0 +1,192 @@
+"""The ``runstack`` command: list, show, export and remove runs; collect garbage; run a demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from runstack.core.api import Api, RunView
+from runstack.core.store import Store
+from runstack.errors import RunstackError
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "magenta"}
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return str(dt.timedelta(seconds=round(seconds)))
+
+
+class _Group(click.Group):
+    """Turns RunstackError into a one-line message and exit code 1, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunstackError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            sys.exit(1)
+
+
+dir_option = click.option("--dir", "store_dir", envvar="RUNSTACK_DIR", default=None,
+                           help="Store folder (default $RUNSTACK_DIR or ./runstack).")  # fmt: skip
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="runstack")
+def main() -> None:
+    """runstack: a local-first experiment tracker."""
+
+
+@main.command("ls")
+@dir_option
+@click.option("--project", "-p", default=None, help="Only this project.")
+@click.option("--status", default=None, type=click.Choice(list(STATUS_STYLE)), help="Only runs in this state.")
+@click.option("--limit", "-n", default=50, show_default=True, help="At most this many runs, newest first.")
+def ls_command(store_dir: str | None, project: str | None, status: str | None, limit: int) -> None:
+    """List runs: id, name, project, status, duration and key summary values."""
+    filters = {"status": status} if status else None
+    runs = Api(store_dir).runs(project=project, filters=filters)[:limit]
+    if not runs:
+        console.print(f"no runs in {Api(store_dir).store.root}" + (f" for project {project!r}" if project else ""))
+        return
+    table = Table(title=f"runs in {runs[0]._store.root}", title_justify="left")
+    for column in ("id", "name", "project", "status", "started", "duration"):
+        table.add_column(column, no_wrap=True, min_width=len(column) + 2)
+    table.add_column("summary", ratio=1, overflow="fold", min_width=20)
+    for run in runs:
+        summary = run.summary
+        shown = ", ".join(f"{k}={_fmt_value(v)}" for k, v in list(summary.items())[:4])
+        if len(summary) > 4:
+            shown += f" (+{len(summary) - 4})"
+        style = STATUS_STYLE.get(run.status, "")
+        started = dt.datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
+        table.add_row(run.id, run.name, run.project, f"[{style}]{run.status}[/{style}]", started,
+                      _fmt_duration(run.duration), shown)  # fmt: skip
+    console.print(table)
+
+
+def _run(store_dir: str | None, run_id: str) -> RunView:
+    return Api(store_dir).run(run_id)
+
+
+@main.command("show")
+@dir_option
+@click.argument("run_id")
+def show_command(store_dir: str | None, run_id: str) -> None:
+    """Show one run: its facts, config, summary and metric names with counts."""
+    run = _run(store_dir, run_id)
+    facts = Table(show_header=False, box=None)
+    for label, value in (("id", run.id), ("name", run.name), ("project", run.project), ("status", run.status),
+                         ("group", run.group), ("job type", run.job_type), ("tags", ", ".join(run.tags)),
+                         ("notes", run.notes), ("host", run.host), ("pid", run.pid), ("git", run.git_commit),
+                         ("python", run.python), ("duration", _fmt_duration(run.duration)), ("error", run.error),
+                         ("folder", run.dir)):  # fmt: skip
+        if value not in (None, ""):
+            facts.add_row(f"[bold]{label}[/bold]", str(value))
+    console.print(facts)
+    console.print("[bold]config[/bold]")
+    console.print_json(json.dumps(run.config, default=str))
+    summary = Table("metric", "summary", "values", title="metrics", title_justify="left")
+    counts = run.metrics()
+    for key in sorted({*counts, *run.summary}):
+        summary.add_row(key, _fmt_value(run.summary.get(key, "-")), str(counts.get(key, 0)))
+    console.print(summary)
+
+
+@main.command("export")
+@dir_option
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default RUN_ID.FORMAT; '-' for stdout with csv/jsonl).")  # fmt: skip
+@click.option("--keys", default=None, help="Comma-separated metrics (default: all).")
+def export_command(store_dir: str | None, run_id: str, fmt: str, output: Path | None, keys: str | None) -> None:
+    """Export a run's full history as CSV, JSON lines or Parquet."""
+    run = _run(store_dir, run_id)
+    wanted = [k.strip() for k in keys.split(",")] if keys else None
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        target = output or Path(f"{run_id}.parquet")
+        pq.write_table(run.history(keys=wanted, format="arrow"), target)
+    else:
+        to_stdout = output is not None and str(output) == "-"
+        target = output or Path(f"{run_id}.{fmt}")
+        sink: Any = sys.stdout if to_stdout else target.open("w", encoding="utf-8", newline="")
+        try:
+            if fmt == "csv":
+                run.history(keys=wanted).to_csv(sink, index=False)
+            else:  # json.dumps keeps every float exactly (pandas' to_json rounds to 10 digits)
+                for row in run.history(keys=wanted, format="arrow").to_pylist():
+                    sink.write(json.dumps(row) + "\n")
+        finally:
+            if not to_stdout:
+                sink.close()
+        if to_stdout:
+            return
+    console.print(f"wrote {target} ({target.stat().st_size:,} bytes)")
+
+
+@main.command("rm")
+@dir_option
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Also remove runs that are still running.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rm_command(store_dir: str | None, run_ids: tuple[str, ...], force: bool, yes: bool) -> None:
+    """Remove runs and their files."""
+    api = Api(store_dir)
+    runs = [api.run(r) for r in run_ids]
+    running = [r.id for r in runs if r.status == "running"]
+    if running and not force:
+        raise click.UsageError(f"{', '.join(running)} still running: finish them first, or pass --force")
+    if not yes and not click.confirm(f"remove {len(runs)} run(s): {', '.join(run_ids)}?"):
+        raise click.Abort()
+    freed = sum(api.store.delete_run(r.id) for r in runs)
+    console.print(f"removed {len(runs)} run(s), freed {freed:,} bytes")
+
+
+@main.command("gc")
+@dir_option
+@click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
+def gc_command(store_dir: str | None, dry_run: bool) -> None:
+    """Mark dead runs as crashed and remove files of runs the catalogue no longer lists."""
+    report = Store(store_dir).gc(dry_run=dry_run)
+    verb = "would free" if dry_run else "freed"
+    console.print(f"crashed runs found: {len(report.crashed)} {' '.join(report.crashed)}")
+    console.print(f"orphan run folders: {len(report.orphan_dirs)} {' '.join(report.orphan_dirs)}")
+    console.print(f"{verb} {report.bytes_freed:,} bytes")
+
+
+@main.command("demo")
+@dir_option
+@click.option("--steps", default=300, show_default=True, help="Training steps.")
+def demo_command(store_dir: str | None, steps: int) -> None:
+    """Train a small logistic-regression model, log it, and list the runs."""
+    from runstack.cli.demo import train
+
+    run_id = train(store_dir, steps)
+    console.print(f"logged run {run_id}; `runstack show {run_id}` shows it in full\n")
+    ls_command.callback(store_dir, None, None, 10)  # type: ignore[misc]
+
+
+if __name__ == "__main__":
+    main()

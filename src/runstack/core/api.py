@@ -1,0 +1,180 @@
+"""The query API: find runs by project, config, summary, tags and status; read history."""
+
+from __future__ import annotations
+
+import operator
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from runstack.core.history import assemble, metric_counts, to_arrow, to_pandas
+from runstack.core.store import Store
+from runstack.errors import InvalidArgumentError
+
+_MISSING = object()
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "$eq": operator.eq, "$ne": operator.ne, "$lt": operator.lt, "$lte": operator.le,
+    "$gt": operator.gt, "$gte": operator.ge,
+    "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
+    "$regex": lambda a, b: isinstance(a, str) and re.search(b, a) is not None,
+}  # fmt: skip
+_FIELDS = {"id": "id", "name": "name", "project": "project", "status": "status", "group": "run_group",
+           "job_type": "job_type", "notes": "notes", "host": "host", "created_at": "created_at",
+           "ended_at": "ended_at", "duration": "duration"}  # fmt: skip
+
+
+def history_of(store: Store, run_id: str, keys: list[str] | None, x_axis: str | None, format: str) -> Any:
+    if format not in ("pandas", "arrow"):
+        raise InvalidArgumentError("format", format, "'pandas' or 'arrow'")
+    if isinstance(keys, str):
+        keys = [keys]
+    logs = store.read_logs(run_id)
+    wanted = None if keys is None else list(dict.fromkeys([*keys, *([x_axis] if x_axis and x_axis != "_step" else [])]))
+    cols = assemble(logs, wanted)
+    with_rank = len(logs) > 1
+    if format == "arrow":
+        return to_arrow(cols, with_rank)
+    return to_pandas(cols, x_axis, with_rank)
+
+
+class RunView:
+    """A run as stored: read-only fields, config, summary and history."""
+
+    def __init__(self, store: Store, row: dict[str, Any]) -> None:
+        self._store, self._row = store, row
+
+    def __getattr__(self, name: str) -> Any:
+        column = _FIELDS.get(name, name)
+        if column in self._row:
+            return self._row[column]
+        raise AttributeError(name)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._row["config"] or {})
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {**(self._row["summary"] or {}), **(self._row["summary_set"] or {})}
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._row["tags"])
+
+    @property
+    def duration(self) -> float | None:
+        end = self._row["ended_at"] or self._row["heartbeat_at"]
+        return None if end is None else end - self._row["created_at"]
+
+    @property
+    def dir(self) -> str:
+        return str(self._store.run_dir(self._row["id"]))
+
+    def metrics(self) -> dict[str, int]:
+        """Every metric name with its number of logged values."""
+        return metric_counts(self._store.read_logs(self._row["id"]))
+
+    def history(self, keys: list[str] | None = None, x_axis: str | None = None, format: str = "pandas") -> Any:
+        """The full history (no sampling) as a pandas DataFrame, or a pyarrow Table.
+
+        Args:
+            keys: metrics to read (default: all); rows with none of them are left out.
+            x_axis: index by this metric (e.g. "epoch"), dropping rows without it.
+            format: "pandas" or "arrow".
+        """
+        return history_of(self._store, self._row["id"], keys, x_axis, format)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """A field by dotted path: ``"config.optim.lr"``, ``"summary.loss"``, ``"status"``."""
+        value = _lookup(self, path)
+        return default if value is _MISSING else value
+
+    def __repr__(self) -> str:
+        return f"RunView(id={self.id!r}, name={self.name!r}, project={self.project!r}, status={self.status!r})"
+
+
+def _lookup(run: RunView, path: str) -> Any:
+    head, _, rest = path.partition(".")
+    if head in ("config", "summary"):
+        node: Any = getattr(run, head)
+        for part in rest.split(".") if rest else []:
+            if not isinstance(node, dict) or part not in node:
+                if isinstance(node, dict) and rest in node:  # keys that contain dots, e.g. "val/acc.top1"
+                    return node[rest]
+                return _MISSING
+            node = node[part]
+        return node
+    if head == "tags":
+        return run.tags
+    try:
+        return getattr(run, head)
+    except AttributeError:
+        raise InvalidArgumentError("filters", path, "config.X, summary.X, tags or a run field such as status") from None
+
+
+def _matches(run: RunView, path: str, condition: Any) -> bool:
+    value = _lookup(run, path)
+    if not isinstance(condition, dict) or not any(k.startswith("$") for k in condition):
+        condition = {"$eq": condition}
+    for op, expected in condition.items():
+        if op == "$exists":
+            if (value is not _MISSING) != bool(expected):
+                return False
+            continue
+        if op not in _OPS:
+            raise InvalidArgumentError("filter operator", op, " | ".join([*_OPS, "$exists"]))
+        if value is _MISSING:
+            return False
+        if path == "tags" and op in ("$eq", "$in", "$nin"):
+            wanted = expected if isinstance(expected, (list, tuple, set)) else [expected]
+            hit = any(t in value for t in wanted)
+            if hit != (op != "$nin"):
+                return False
+            continue
+        try:
+            if not _OPS[op](value, expected):
+                return False
+        except TypeError:
+            return False
+    return True
+
+
+class Api:
+    """Read access to a store: ``Api().runs(project="mnist", filters={"summary.acc": {"$gt": 0.9}})``."""
+
+    def __init__(self, dir: str | os.PathLike[str] | None = None) -> None:
+        self.store = Store(dir)
+        self.store.reconcile()
+
+    def run(self, run_id: str) -> RunView:
+        return RunView(self.store, self.store.get(run_id))
+
+    def runs(self, project: str | None = None, filters: dict[str, Any] | None = None,
+             order: str = "-created_at") -> list[RunView]:  # fmt: skip
+        """Runs matching every filter, sorted.
+
+        Args:
+            project: only this project's runs.
+            filters: ``{"config.lr": 0.1, "summary.loss": {"$lt": 0.5}, "tags": "baseline",
+                "status": {"$in": ["finished", "crashed"]}}``; operators $eq $ne $lt $lte $gt $gte
+                $in $nin $regex $exists.
+            order: a field path such as "created_at" or "summary.loss"; "-" sorts descending.
+                Runs without the field come last.
+        """
+        rows = self.store.catalog.runs("WHERE project = ?", (project,)) if project else self.store.catalog.runs()
+        views = [RunView(self.store, r) for r in rows]
+        for path, condition in (filters or {}).items():
+            views = [v for v in views if _matches(v, path, condition)]
+        descending = order.startswith("-")
+        path = order.lstrip("-+")
+        present = [v for v in views if _lookup(v, path) not in (_MISSING, None)]
+        absent = [v for v in views if _lookup(v, path) in (_MISSING, None)]
+        try:
+            present.sort(key=lambda v: _lookup(v, path), reverse=descending)
+        except TypeError:
+            present.sort(key=lambda v: str(_lookup(v, path)), reverse=descending)
+        return present + absent
+
+    def projects(self) -> list[str]:
+        return sorted({r["project"] for r in self.store.catalog.runs()})

@@ -1,0 +1,152 @@
+"""The catalogue: one SQLite database (WAL mode) listing projects, runs and tags.
+
+Every operation opens its own short-lived connection. That keeps the catalogue safe
+across ``fork()`` (SQLite connections must not cross a fork) and lets many
+processes write different runs at once: writes are short ``BEGIN IMMEDIATE``
+transactions that wait on a long busy timeout instead of failing with
+"database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from runstack.errors import StoreError, StoreFormatError
+
+CATALOG_VERSION = 1
+BUSY_TIMEOUT_S = 120.0
+JSON_COLUMNS = ("packages", "config", "summary", "summary_set", "metrics")
+RUN_COLUMNS = (
+    "id", "project", "name", "run_group", "job_type", "notes", "status", "created_at", "ended_at",
+    "heartbeat_at", "host", "pid", "pid_started", "git_commit", "git_dirty", "python", "packages",
+    "config", "summary", "summary_set", "metrics", "world_size", "rank_mode", "resumed", "error",
+)  # fmt: skip
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, project TEXT NOT NULL REFERENCES projects(name), name TEXT NOT NULL,
+    run_group TEXT, job_type TEXT, notes TEXT, status TEXT NOT NULL, created_at REAL NOT NULL,
+    ended_at REAL, heartbeat_at REAL, host TEXT, pid INTEGER, pid_started REAL, git_commit TEXT,
+    git_dirty INTEGER, python TEXT, packages TEXT, config TEXT NOT NULL DEFAULT '{}',
+    summary TEXT NOT NULL DEFAULT '{}', summary_set TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}', world_size INTEGER, rank_mode TEXT,
+    resumed INTEGER NOT NULL DEFAULT 0, error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_project ON runs (project, created_at);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, tag TEXT NOT NULL,
+    PRIMARY KEY (run_id, tag)
+);
+"""
+
+
+def dumps(value: Any) -> str:
+    """JSON text for the catalogue; NaN and infinities are kept (Python's JSON dialect)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class Catalog:
+    """The runs database of one store folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._tx() as con:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            row = con.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('catalog_version', ?)", (str(CATALOG_VERSION),))
+            elif int(row[0]) > CATALOG_VERSION:
+                raise StoreFormatError(path, f"catalogue v{row[0]} is newer than this runstack: upgrade runstack")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                self.path, f"cannot open the catalogue ({exc}): check that the folder is writable"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.path, f"the catalogue is not a database ({exc}): move it away and rerun") from exc
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            yield con
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(self.path, f"{exc}: check that the folder is writable and the disk not full") from exc
+            raise
+        finally:
+            con.close()
+
+    def create_run(self, row: dict[str, Any], tags: list[str]) -> None:
+        """Insert a new run (and its project if new)."""
+        row = {k: dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+        cols = ", ".join(row)
+        with self._tx() as con:
+            con.execute("INSERT OR IGNORE INTO projects VALUES (?, ?)", (row["project"], time.time()))
+            con.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            con.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", [(row["id"], t) for t in tags])
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set some columns of one run."""
+        values = [dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in fields.items()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as con:
+            con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values, run_id))
+
+    def add_tags(self, run_id: str, tags: list[str]) -> None:
+        with self._tx() as con:
+            con.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", [(run_id, t) for t in tags])
+
+    def delete_run(self, run_id: str) -> None:
+        with self._tx() as con:
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def runs(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of the runs table as dicts (JSON columns decoded, ``tags`` added)."""
+        con = self._connect()
+        try:
+            cur = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}", params)
+            rows = [dict(zip(RUN_COLUMNS, r, strict=False)) for r in cur.fetchall()]
+            tags: dict[str, list[str]] = {}
+            for run_id, tag in con.execute("SELECT run_id, tag FROM tags ORDER BY tag"):
+                tags.setdefault(run_id, []).append(tag)
+        finally:
+            con.close()
+        for row in rows:
+            for col in JSON_COLUMNS:
+                row[col] = json.loads(row[col]) if row[col] is not None else None
+            row["tags"] = tags.get(row["id"], [])
+        return rows
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.runs("WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def run_ids(self) -> set[str]:
+        con = self._connect()
+        try:
+            return {r[0] for r in con.execute("SELECT id FROM runs")}
+        finally:
+            con.close()

@@ -1,0 +1,53 @@
+"""The run handed to processes that do not log: other ranks, and ``mode="disabled"``.
+
+Every method exists and does nothing, so training code never needs a rank check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runstack.core.config import Config
+from runstack.core.ranks import RankInfo
+from runstack.errors import RunStateError
+
+
+class NoOpRun:
+    """A run whose methods do nothing. ``config`` still holds values in memory."""
+
+    disabled = True
+
+    def __init__(self, run_id: str, name: str, project: str, rank: RankInfo, config: dict[str, Any]) -> None:
+        self.id, self.name, self.project, self.rank = run_id, name, project, rank
+        self.config = Config(config, None)
+        self.summary: dict[str, Any] = {}
+        self.tags: list[str] = []
+        self.step = 0
+        self.status = "disabled"
+
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+        """Does nothing."""
+
+    def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
+        """Does nothing."""
+
+    def finish(self, exit_code: int | None = None, status: str | None = None) -> None:
+        """Does nothing."""
+        from runstack.core import session
+
+        session.forget(self)
+
+    def history(self, *args: Any, **kwargs: Any) -> Any:
+        raise RunStateError(
+            f"this process does not log (rank {self.rank.rank}, {self.status}): "
+            "read the history from rank 0 or with runstack.Api()"
+        )
+
+    def __enter__(self) -> NoOpRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.finish()
+
+    def __repr__(self) -> str:
+        return f"NoOpRun(id={self.id!r}, rank={self.rank.rank})"

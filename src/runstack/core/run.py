@@ -1,0 +1,297 @@
+"""The ``Run``: one experiment's lifecycle, config, history and summary.
+
+``log()`` is the hot path. A dict whose keys and value types match the previous
+call is packed with a cached ``struct`` format and copied straight into the
+memory-mapped history file: no queue, no thread hand-off, no system call, and
+the step is durable against ``kill -9`` the moment ``log()`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from runstack.core import values as _values
+from runstack.core.config import Config
+from runstack.core.logfile import RECORD_HEADER, Encoder, LogWriter
+from runstack.core.ranks import RankInfo
+from runstack.core.summary import Summary, check_reduction
+from runstack.errors import InvalidArgumentError, InvalidMetricError, RunStateError, StepOrderError
+
+if TYPE_CHECKING:
+    from runstack.core.logread import LogContents
+    from runstack.core.store import Store
+
+FLUSH_S = 5.0
+_pack_header = RECORD_HEADER.pack
+_crc32 = zlib.crc32
+_now = time.time
+
+
+class _Background(threading.Thread):
+    """Flushes the history to disk every few seconds and beats the catalogue heartbeat."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(name=f"runstack-{run.id}", daemon=True)
+        self.target, self.stop = run, threading.Event()
+
+    def run(self) -> None:
+        from runstack.core.store import HEARTBEAT_S
+
+        target, beat = self.target, time.monotonic()
+        while not self.stop.wait(FLUSH_S):
+            target._writer.flush()
+            if target._is_owner and time.monotonic() - beat >= HEARTBEAT_S:
+                beat = time.monotonic()
+                try:
+                    target._store.catalog.update_run(target.id, heartbeat_at=time.time())
+                except Exception:  # noqa: BLE001 - a missed heartbeat must never kill training
+                    pass
+
+
+class Run:
+    """A run being logged by this process. Create it with ``runstack.init()``."""
+
+    disabled = False
+
+    def __init__(self, store: Store, row: dict[str, Any], rank: RankInfo, log_rank: int,
+                 previous: LogContents | None, strict_steps: bool) -> None:  # fmt: skip
+        self._store = store
+        self._row = row
+        self.rank = rank
+        self._is_owner = rank.rank == 0  # only rank 0 writes the catalogue; others add history files
+        self._strict = strict_steps
+        self._lock = threading.Lock()
+        self._metrics: dict[str, dict[str, Any]] = dict(row.get("metrics") or {})
+        self._last: dict[int, tuple[int, bytes]] = {}
+        self._by_sig: dict[tuple[Any, ...], Encoder] = {}
+        self._by_shape: dict[tuple[tuple[str, ...], tuple[str, ...]], Encoder] = {}
+        self._sig: tuple[Any, ...] = ()
+        self._enc: Encoder | None = None
+        self._step = 0
+        self._last_step = -(2**63)
+        start = None
+        if previous is not None:
+            start = previous.valid_end
+            for enc in previous.schemas.values():
+                self._by_shape[(enc.keys, enc.codes)] = enc
+            if previous.blocks:
+                self._step = int(previous.blocks[-1].rows["step"][-1]) + 1
+        store.run_dir(self.id).mkdir(parents=True, exist_ok=True)
+        self._writer = LogWriter(store.log_path(self.id, log_rank), log_rank, start)
+        self.config = Config(row.get("config") or {}, self._save_config if self._is_owner else None)
+        self.summary = Summary(self._computed_summary, dict(row.get("summary_set") or {}), self._save_summary)
+        self._finished = False
+        self._pid = os.getpid()
+        self._background = _Background(self)
+        self._background.start()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return str(self._row["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self._row["name"])
+
+    @property
+    def project(self) -> str:
+        return str(self._row["project"])
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._row.get("tags") or [])
+
+    @property
+    def dir(self) -> str:
+        return str(self._store.run_dir(self.id))
+
+    @property
+    def step(self) -> int:
+        """The step the next ``log()`` without ``step=`` will use."""
+        return self._step
+
+    @property
+    def status(self) -> str:
+        return "finished" if self._finished else "running"
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r}, project={self.project!r}, step={self._step})"
+
+    # -- logging --------------------------------------------------------------------------
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+        """Record metrics at a step.
+
+        Args:
+            data: metric name -> number or bool (Python, numpy or torch scalars); nested
+                dicts are flattened with "/". NaN and infinities are stored as they are.
+            step: the step to record at; by default the run's current step. A step smaller
+                than the last one is kept as its own row (``strict_steps=True`` raises instead).
+            commit: when False, the next ``log()`` uses the same step, so several calls
+                build one row.
+
+        Raises:
+            InvalidMetricError: a key or value that cannot be stored (nothing is written).
+            StepOrderError: a backwards step with ``strict_steps=True``.
+        """
+        try:
+            sig = (*data, *map(type, data.values()))
+        except AttributeError:
+            _values.flatten(data)  # not a dict: raises InvalidMetricError
+            raise
+        with self._lock:
+            if sig == self._sig:
+                enc: Encoder = self._enc  # type: ignore[assignment]
+                vals: Any = data.values()
+            else:
+                enc, vals = self._prepare(data, sig)
+            if step is None:
+                step = self._step
+            elif step < self._last_step and self._strict:
+                raise StepOrderError(step, self._last_step)
+            try:
+                payload = enc.pack(enc.prefix, step, _now(), *vals)
+            except struct.error:
+                self._explain_pack_error(data, step)
+                raise
+            w = self._writer
+            off = w.off
+            end = off + 8 + len(payload)
+            if end > w.cap:
+                w.grow(end)
+            w.mm[off:end] = _pack_header(len(payload), _crc32(payload)) + payload  # type: ignore[index]
+            w.off = end
+            if end > w.seal_at:
+                w.seal()
+            self._last[enc.sid] = (off, payload)
+            self._last_step = step
+            if commit:
+                self._step = step + 1
+
+    def _prepare(self, data: Any, sig: tuple[Any, ...]) -> tuple[Encoder, Any]:
+        """The slow path: validate, flatten and convert; define a schema the first time."""
+        enc = self._by_sig.get(sig)
+        if enc is not None:
+            self._sig, self._enc = sig, enc
+            return enc, data.values()
+        flat = _values.flatten(data)
+        codes, converted = [], []
+        for key, value in flat.items():
+            code, plain = _values.classify(key, value)
+            codes.append(code)
+            converted.append(plain)
+        shape = (tuple(flat), tuple(codes))
+        enc = self._by_shape.get(shape)
+        if enc is None:
+            enc = self._writer.define(len(self._by_shape) + 1, *shape)
+            self._by_shape[shape] = enc
+        direct = flat.keys() == data.keys() and all(
+            type(a) is type(b) for a, b in zip(converted, data.values(), strict=False)
+        )
+        if direct:
+            self._by_sig[sig] = enc
+            self._sig, self._enc = sig, enc
+        return enc, converted
+
+    def _explain_pack_error(self, data: dict[str, Any], step: Any) -> None:
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise InvalidArgumentError("step", step, "an int (or leave it out to use the run's step)")
+        if not -(2**63) <= step < 2**63:
+            raise InvalidArgumentError("step", step, "an int that fits in 64 bits")
+        for key, value in _values.flatten(data).items():
+            _values.classify(key, value)
+        raise InvalidMetricError("<data>", data, "a value changed type during log(): log it again")
+
+    def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
+        """Choose how ``name`` (or a glob such as ``"val/*"``) is summarised and its x-axis.
+
+        Args:
+            name: a metric name or a glob pattern.
+            summary: "last" (default), "min", "max", "mean", "first" or "none".
+            step_metric: another metric to plot this one against (e.g. "epoch").
+        """
+        _values.check_key(name.replace("*", "x"))
+        spec: dict[str, Any] = {"summary": check_reduction(summary)}
+        if step_metric is not None:
+            spec["step_metric"] = _values.check_key(step_metric)
+        self._metrics[name] = spec
+        if self._is_owner:
+            self._store.catalog.update_run(self.id, metrics=self._metrics)
+
+    # -- summary and config persistence ----------------------------------------------------
+    def _computed_summary(self) -> dict[str, Any]:
+        if self._metrics or self._finished:
+            return self._store.summarize(self.id, self._metrics)[0]
+        out: dict[str, Any] = {}
+        for sid, (_off, payload) in sorted(self._last.items(), key=lambda item: item[1][0]):
+            enc = next(e for e in self._by_shape.values() if e.sid == sid)
+            out.update(enc.unpack(payload))
+        return out
+
+    def _save_config(self, data: dict[str, Any]) -> None:
+        self._store.catalog.update_run(self.id, config=data)
+
+    def _save_summary(self, explicit: dict[str, Any]) -> None:
+        if self._is_owner:
+            self._store.catalog.update_run(self.id, summary_set=explicit)
+
+    # -- history --------------------------------------------------------------------------
+    def history(self, keys: list[str] | None = None, x_axis: str | None = None, format: str = "pandas") -> Any:
+        """This run's history so far; see ``runstack.Api`` for the arguments."""
+        from runstack.core.api import history_of
+
+        return history_of(self._store, self.id, keys, x_axis, format)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def finish(self, exit_code: int | None = None, status: str | None = None) -> None:
+        """Close the run: seal and sync the history, compute the summary, set the status.
+
+        Args:
+            exit_code: 0 (finished) or non-zero (failed), as with a process.
+            status: "finished" or "failed"; overrides ``exit_code``.
+        """
+        if status is None:
+            status = "failed" if exit_code else "finished"
+        if status not in ("finished", "failed"):
+            raise InvalidArgumentError("status", status, "'finished' or 'failed'")
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._background.stop.set()
+            self._background.join()
+            self._writer.close()
+            self.log = self._log_after_finish  # type: ignore[method-assign]
+        if self._is_owner:
+            summary, last_ts = self._store.summarize(self.id, self._metrics)
+            self._store.catalog.update_run(self.id, status=status, ended_at=time.time(), summary=summary)
+        from runstack.core import session
+
+        session.forget(self)
+
+    def _log_after_finish(self, data: Any, step: Any = None, commit: bool = True) -> None:
+        raise RunStateError(
+            f"run {self.id!r} is finished: call runstack.init(id={self.id!r}, resume='allow') to log more"
+        )
+
+    def _forked(self) -> None:
+        """In a forked child (e.g. a DataLoader worker): this process must not write."""
+        self._writer.abandon()
+        self._lock = threading.Lock()
+        self._finished = True
+        self.log = _ignore  # type: ignore[method-assign]
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish(exit_code=1 if exc_type is not None else 0)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """log() in a forked child: the parent owns the run, so the child's calls are dropped."""

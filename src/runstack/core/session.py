@@ -1,0 +1,182 @@
+"""``runstack.init()`` and the process-wide state around it: the current run,
+finishing at exit, marking failures, and staying correct across ``fork()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import string
+import sys
+import time
+from typing import Any
+
+from runstack.core import ranks
+from runstack.core.config import to_json
+from runstack.core.envinfo import describe
+from runstack.core.logread import read_log
+from runstack.core.noop import NoOpRun
+from runstack.core.run import Run
+from runstack.core.store import Store
+from runstack.errors import InvalidArgumentError, RunExistsError, RunNotFoundError, RunStateError
+
+AnyRun = Run | NoOpRun
+_current: AnyRun | None = None
+_live: list[Run] = []
+_uncaught: list[BaseException] = []
+_hooks_installed = False
+_ADJECTIVES = ("amber", "brisk", "calm", "deep", "eager", "fair", "gentle", "hardy", "keen", "lucid", "mellow", "noble",
+               "proud", "quiet", "rapid", "silent", "steady", "swift", "vivid", "wise")  # fmt: skip
+_NOUNS = ("brook", "cedar", "comet", "dawn", "delta", "ember", "fjord", "grove", "harbor", "lake", "meadow", "nova",
+          "orbit", "peak", "reef", "river", "spark", "tide", "valley", "wave")  # fmt: skip
+
+
+def new_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _choose(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidArgumentError(name, value, " | ".join(repr(a) for a in allowed))
+    return str(value)
+
+
+def init(project: str | None = None, name: str | None = None, config: Any = None, tags: list[str] | None = None,
+         notes: str | None = None, group: str | None = None, job_type: str | None = None, dir: str | None = None,
+         id: str | None = None, resume: str = "never", mode: str | None = None, log_ranks: str = "zero",
+         strict_steps: bool = False) -> AnyRun:  # fmt: skip
+    """Start (or resume) a run and make it the current one.
+
+    Args:
+        project: group of runs; default ``$RUNSTACK_PROJECT`` or "default".
+        name, notes, group, job_type, tags: descriptive fields, shown by ``runstack ls``.
+        config: hyperparameters (a dict, dataclass or argparse Namespace).
+        dir: the store folder; default ``$RUNSTACK_DIR`` or ``./runstack``.
+        id: the run id; with ``resume`` it picks the run to continue.
+        resume: "never" (id must be new), "allow" (continue if it exists) or "must".
+        mode: "local" (default, or ``$RUNSTACK_MODE``) or "disabled" (log nothing).
+        log_ranks: "zero" (one run per job, logged by rank 0; other ranks get a run that
+            does nothing) or "all" (every rank logs into the same run, tagged by rank).
+        strict_steps: raise StepOrderError when a step goes backwards instead of keeping it.
+
+    Returns:
+        A ``Run``, or a ``NoOpRun`` on ranks that do not log and in disabled mode.
+
+    Raises:
+        RunExistsError, RunNotFoundError: ``id``/``resume`` disagree with the store.
+        ConfigError: config that is not JSON-serialisable.
+        StoreError: the store folder cannot be written.
+    """
+    resume = _choose("resume", resume, ("never", "allow", "must"))
+    mode = _choose("mode", mode or os.environ.get("RUNSTACK_MODE") or "local", ("local", "disabled"))
+    log_ranks = _choose("log_ranks", log_ranks, ("zero", "all"))
+    project = project or os.environ.get("RUNSTACK_PROJECT") or "default"
+    config_data = to_json("config", config if config is not None else {})
+    if not isinstance(config_data, dict):
+        raise InvalidArgumentError("config", config, "a dict, dataclass or argparse.Namespace")
+    info = ranks.detect()
+    if mode == "disabled" or (log_ranks == "zero" and not info.is_main):
+        run_id = id or ranks.job_run_id() or "disabled"
+        return _activate(NoOpRun(run_id, name or run_id, project, info, config_data))
+    run_id = ranks.share_run_id(id or ranks.job_run_id() or new_id()) if log_ranks == "all" else id or new_id()
+    store = Store(dir)
+    if not info.is_main:  # log_ranks="all": add this rank's history to rank 0's run
+        log_path = store.log_path(run_id, info.rank)
+        previous = read_log(log_path) if log_path.exists() else None
+        rank_row = {"id": run_id, "name": name or run_id, "project": project, "config": config_data}
+        return _activate(Run(store, rank_row, info, info.rank, previous, strict_steps))
+    store.reconcile()
+    existing = store.catalog.get_run(run_id)
+    if existing is not None and resume == "never":
+        raise RunExistsError(run_id)
+    if existing is None and resume == "must":
+        raise RunNotFoundError(run_id, str(store.root))
+    facts = describe()
+    facts.update(heartbeat_at=time.time(), world_size=info.world_size, rank_mode=log_ranks)
+    previous = None
+    if existing is None:
+        row: dict[str, Any] = {
+            "id": run_id, "project": project, "name": name or f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}",
+            "run_group": group, "job_type": job_type, "notes": notes, "status": "running",
+            "created_at": time.time(), "config": config_data, "summary": {}, "summary_set": {}, "metrics": {},
+            **facts,
+        }  # fmt: skip
+        store.catalog.create_run(row, list(tags or []))
+        row["tags"] = list(tags or [])
+    else:
+        if existing["status"] == "running":
+            raise RunStateError(
+                f"run {run_id!r} is still running (pid {existing['pid']} on {existing['host']}): finish it first"
+            )
+        log_path = store.log_path(run_id, 0)
+        previous = read_log(log_path) if log_path.exists() else None
+        merged = {**existing["config"], **config_data}
+        store.catalog.update_run(run_id, status="running", ended_at=None, error=None, config=merged,
+                                 resumed=existing["resumed"] + 1, **facts)  # fmt: skip
+        store.catalog.add_tags(run_id, list(tags or []))
+        row = {**existing, "config": merged, "tags": sorted({*existing["tags"], *(tags or [])})}
+    return _activate(Run(store, row, info, 0, previous, strict_steps))
+
+
+def _activate(run: AnyRun) -> AnyRun:
+    global _current
+    _install_hooks()
+    if _current is not None and _current is not run:
+        _current.finish()
+    _current = run
+    if isinstance(run, Run):
+        _live.append(run)
+    return run
+
+
+def forget(run: AnyRun) -> None:
+    """Called by ``finish()``: the run is no longer live or current."""
+    global _current
+    if run in _live:
+        _live.remove(run)
+    if _current is run:
+        _current = None
+
+
+def current() -> AnyRun:
+    """The current run, or RunStateError when ``init()`` has not been called."""
+    if _current is None:
+        raise RunStateError("no active run: call runstack.init() first")
+    return _current
+
+
+def current_or_none() -> AnyRun | None:
+    return _current
+
+
+def _finish_at_exit() -> None:
+    for run in list(_live):
+        if run._pid == os.getpid():
+            run.finish(exit_code=1 if _uncaught else 0)
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    _uncaught.append(exc)
+    _previous_excepthook(kind, exc, tb)
+
+
+def _after_fork_in_child() -> None:
+    for run in _live:
+        run._forked()
+    _live.clear()
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _install_hooks() -> None:
+    global _hooks_installed, _previous_excepthook
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_finish_at_exit)
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,124 @@
+"""The embedded store: one folder with a catalogue and a folder per run.
+
+    <root>/catalog.db                 SQLite (WAL): projects, runs, config, summary, tags, status
+    <root>/runs/<run id>/history.<rank>.rsl   append-only checksummed history, one per logging rank
+
+The root is ``dir=`` when given, else ``$RUNSTACK_DIR``, else ``./runstack``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runstack.core.catalog import Catalog
+from runstack.core.envinfo import process_started
+from runstack.core.logread import LogContents, read_log
+from runstack.core.summary import compute_summary
+from runstack.errors import RunNotFoundError, StoreError
+
+STALE_HEARTBEAT_S = 15 * 60  # a run on another host that has not beaten for this long crashed
+HEARTBEAT_S = 60.0
+LOG_PATTERN = "history.*.rsl"
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> Path:
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ.get("RUNSTACK_DIR") or "runstack").expanduser()
+
+
+@dataclass
+class GcReport:
+    crashed: list[str] = field(default_factory=list)
+    orphan_dirs: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+class Store:
+    """A store folder: its catalogue and its runs' files."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = resolve_root(root).absolute()
+        try:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise StoreError(
+                self.root, "a file is in the way of the store folder: remove it or choose another dir="
+            ) from exc
+        except OSError as exc:
+            raise StoreError(
+                self.root, f"cannot create the store folder ({exc.strerror}): choose a writable dir="
+            ) from exc
+        self.catalog = Catalog(self.root / "catalog.db")
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def log_path(self, run_id: str, rank: int) -> Path:
+        return self.run_dir(run_id) / f"history.{rank}.rsl"
+
+    def read_logs(self, run_id: str) -> list[LogContents]:
+        """Every rank's history of one run, parsed and verified."""
+        paths = sorted(self.run_dir(run_id).glob(LOG_PATTERN))
+        return [read_log(p) for p in paths]
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        row = self.catalog.get_run(run_id)
+        if row is None:
+            raise RunNotFoundError(run_id, str(self.root))
+        return row
+
+    def summarize(self, run_id: str, metrics: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """The computed summary of a run and the time of its last logged record."""
+        logs = self.read_logs(run_id)
+        last = [float(b.rows["ts"][-1]) for lg in logs for b in lg.blocks[-1:] if b.count]
+        return compute_summary(logs, metrics), max(last, default=None)
+
+    def reconcile(self) -> list[str]:
+        """Mark runs whose process died without finishing as ``crashed``; returns their ids."""
+        host, now, crashed = socket.gethostname(), time.time(), []
+        for row in self.catalog.runs("WHERE status = 'running'"):
+            if row["host"] == host and row["pid"] is not None:
+                started = process_started(row["pid"])
+                alive = started is not None and (row["pid_started"] is None or abs(started - row["pid_started"]) < 1.0)
+            else:
+                alive = now - (row["heartbeat_at"] or row["created_at"]) < STALE_HEARTBEAT_S
+            if alive:
+                continue
+            summary, last_ts = self.summarize(row["id"], row["metrics"] or {})
+            self.catalog.update_run(row["id"], status="crashed", summary=summary,
+                                    ended_at=last_ts or row["heartbeat_at"] or row["created_at"],
+                                    error="the process ended without finish() (killed or crashed)")  # fmt: skip
+            crashed.append(row["id"])
+        return crashed
+
+    def delete_run(self, run_id: str) -> int:
+        """Remove a run from the catalogue and disk; returns the bytes freed."""
+        self.get(run_id)
+        folder = self.run_dir(run_id)
+        freed = _folder_bytes(folder) if folder.exists() else 0
+        self.catalog.delete_run(run_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        return freed
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """Mark crashed runs and remove run folders the catalogue no longer knows."""
+        report = GcReport(crashed=[] if dry_run else self.reconcile())
+        known = self.catalog.run_ids()
+        for folder in sorted((self.root / "runs").iterdir()):
+            if folder.is_dir() and folder.name not in known:
+                report.orphan_dirs.append(folder.name)
+                report.bytes_freed += _folder_bytes(folder)
+                if not dry_run:
+                    shutil.rmtree(folder, ignore_errors=True)
+        return report

@@ -1,0 +1,96 @@
+"""Turning what users pass to ``log()`` into typed scalars, with clear errors.
+
+This is the slow path: it runs once per new shape of dict (then the shape is
+cached) and on every call whose values need converting (numpy or torch scalars,
+nested dicts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runstack.errors import InvalidMetricError
+
+MAX_KEY_LENGTH = 256
+RESERVED_KEYS = frozenset({"_step", "_timestamp", "_rank"})
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_key(key: Any) -> str:
+    """Return ``key`` if it can name a metric, else raise InvalidMetricError."""
+    if not isinstance(key, str):
+        raise InvalidMetricError(repr(key), key, "metric names must be strings: use str(key)")
+    if not key or not key.strip():
+        raise InvalidMetricError(key, key, "metric names must not be empty: give the metric a name")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidMetricError(
+            key[:40] + "...", len(key), f"metric names are at most {MAX_KEY_LENGTH} characters: shorten it"
+        )
+    if key in RESERVED_KEYS:
+        raise InvalidMetricError(key, key, f"{key} is reserved for runstack: use another name, or step= for the step")
+    if any(ord(ch) < 32 for ch in key):
+        raise InvalidMetricError(key, key, "metric names must not contain control characters")
+    return key
+
+
+def flatten(data: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Flatten nested dicts into ``"a/b"`` keys, checking every key."""
+    if out is None:
+        if not isinstance(data, dict):
+            raise InvalidMetricError("<data>", data, "log() takes a dict of metrics, e.g. run.log({'loss': 0.3})")
+        out = {}
+    for key, value in data.items():
+        name = prefix + check_key(key)
+        if isinstance(value, dict):
+            if not value:
+                raise InvalidMetricError(name, value, "an empty dict has no metrics to log")
+            flatten(value, name + "/", out)
+        else:
+            if name in out:
+                raise InvalidMetricError(name, value, "this name appears twice after flattening nested dicts")
+            out[name] = value
+    return out
+
+
+def _item(key: str, value: Any) -> Any:
+    """Unwrap a one-element numpy array or torch tensor into a Python scalar."""
+    size = getattr(value, "size", None)
+    if callable(size):  # torch.Tensor.size() is a method; numel() gives the count
+        size = value.numel()
+    if size != 1:
+        shape = tuple(getattr(value, "shape", ()))
+        raise InvalidMetricError(
+            key,
+            value,
+            f"a tensor/array of shape {shape} is not a scalar: log value.mean(), value.item() or one key per element",
+        )
+    return value.item()
+
+
+def classify(key: str, value: Any) -> tuple[str, int | float | bool]:
+    """Return the storage code (``d``, ``q`` or ``?``) and the plain Python value."""
+    kind = type(value)
+    if kind is bool:
+        return "?", value
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return "q", value
+        raise InvalidMetricError(key, value, "integers must fit in 64 bits: log float(value) instead")
+    if kind is float:
+        return "d", value
+    module = kind.__module__
+    if module == "numpy" or module.startswith("torch"):
+        return classify(key, _item(key, value))
+    if isinstance(value, bool):
+        return "?", bool(value)
+    if isinstance(value, int):
+        return classify(key, int(value))
+    if isinstance(value, float):
+        return "d", float(value)
+    if isinstance(value, (str, bytes)):
+        reason = "log() stores numbers and bools: put text in run.summary or run.config"
+    elif value is None:
+        reason = "None is not a number: leave the key out of this log() call"
+    else:
+        reason = f"{kind.__name__} is not a number or bool: convert it, e.g. float(value)"
+    raise InvalidMetricError(key, value, reason)

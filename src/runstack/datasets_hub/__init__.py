@@ -1,0 +1,1 @@
+"""The code-dataset pipeline and its publishing."""

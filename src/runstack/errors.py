@@ -1,0 +1,120 @@
+"""Every error runstack raises, in one small tree.
+
+``RunstackError`` is the root; catch it to handle anything runstack reports.
+Each message names the bad value and says what to do about it.
+
+    RunstackError
+    ├── InvalidArgumentError      an argument outside its allowed values
+    ├── InvalidMetricError        a key or value ``log()`` cannot store
+    ├── StepOrderError            a step that goes backwards under ``strict_steps``
+    ├── ConfigError               config that is not JSON-serialisable
+    ├── RunStateError             an operation the run's state forbids
+    ├── RunNotFoundError          no run with that id
+    ├── RunExistsError            ``id=`` names a run that exists and ``resume="never"``
+    ├── StoreError                the store folder cannot be read or written
+    │   └── StoreFormatError      the store was written by a newer format
+    └── MissingDependencyError    an optional package is not installed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunstackError(Exception):
+    """Root of every error runstack raises."""
+
+
+class InvalidArgumentError(RunstackError, ValueError):
+    """An argument outside its allowed values."""
+
+    def __init__(self, name: str, value: Any, allowed: str) -> None:
+        self.name, self.value = name, value
+        super().__init__(f"{name}={value!r} is not valid: use {allowed}")
+
+
+class InvalidMetricError(RunstackError, ValueError):
+    """A metric key or value that ``log()`` cannot store."""
+
+    def __init__(self, key: str, value: Any, reason: str) -> None:
+        self.key, self.value = key, value
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"cannot log {key!r} = {shown}: {reason}")
+
+
+class StepOrderError(RunstackError, ValueError):
+    """A step smaller than one already logged, with ``strict_steps=True``."""
+
+    def __init__(self, step: int, last_step: int) -> None:
+        self.step, self.last_step = step, last_step
+        super().__init__(
+            f"step {step} is before the last logged step {last_step}: pass a step >= {last_step}, "
+            "or init(strict_steps=False) to keep out-of-order steps"
+        )
+
+
+class ConfigError(RunstackError, TypeError):
+    """A config value that is not JSON-serialisable."""
+
+    def __init__(self, key: str, value: Any, reason: str) -> None:
+        self.key, self.value = key, value
+        super().__init__(f"config[{key!r}] = {value!r:.80}: {reason}")
+
+
+class RunStateError(RunstackError, RuntimeError):
+    """An operation the run's current state does not allow (e.g. log after finish)."""
+
+
+class RunNotFoundError(RunstackError, LookupError):
+    """No run with the given id in the store."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r} in {where}: check the id with `runstack ls`")
+
+
+class RunExistsError(RunstackError):
+    """``init(id=...)`` names an existing run while ``resume="never"``."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id!r} already exists: pass resume='allow' or resume='must' to continue it, or choose another id"
+        )
+
+
+class StoreError(RunstackError, OSError):
+    """The store folder cannot be created, read or written."""
+
+    def __init__(self, path: Any, reason: str) -> None:
+        self.path = path
+        super().__init__(f"store at {str(path)!r}: {reason}")
+
+
+class StoreFormatError(StoreError):
+    """The store or a history file was written by an unknown format version."""
+
+
+class MissingDependencyError(RunstackError, ImportError):
+    """An optional package needed by this feature is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package, self.extra = package, extra
+        super().__init__(f"{package} is not installed: pip install 'runstack[{extra}]'")
+
+
+__all__ = [
+    "ConfigError",
+    "InvalidArgumentError",
+    "InvalidMetricError",
+    "MissingDependencyError",
+    "RunExistsError",
+    "RunNotFoundError",
+    "RunStateError",
+    "RunstackError",
+    "StepOrderError",
+    "StoreError",
+    "StoreFormatError",
+]

@@ -1,0 +1,1 @@
+"""One thin file per framework, translating its events into ``runstack`` core calls."""

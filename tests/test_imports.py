@@ -1,0 +1,19 @@
+"""``import runstack`` stays light: no ML framework, numpy, pandas or pyarrow."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import run_python
+
+HEAVY = ["torch", "transformers", "lightning", "pytorch_lightning", "keras", "xgboost", "lightgbm", "accelerate",
+         "datasets", "numpy", "pandas", "pyarrow", "psutil", "rich", "click"]  # fmt: skip
+
+
+def test_import_pulls_in_no_framework():
+    proc = run_python(f"""
+        import json, sys
+        import runstack
+        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+        """)
+    assert json.loads(proc.stdout) == []
