@@ -128,3 +128,33 @@ def test_dataloader_fork_workers_do_not_deadlock_or_duplicate(store_dir):
     frame = runstack.Api(store_dir).run("loader").history()
     assert len(frame) == 24 and "worker_item" not in frame
     assert sorted(frame["batch_sum"].tolist()[:8]) == sorted(float(sum(range(k, k + 8))) for k in range(0, 64, 8))
+
+
+SIMULTANEOUS = """
+import sys, time, runstack
+start = float(sys.argv[1])
+while time.time() < start:
+    pass
+run = runstack.init(project="burst")
+run.log({"a": 1})
+run.finish()
+"""
+
+
+@pytest.mark.slow
+def test_processes_creating_a_fresh_store_at_the_same_instant(store_dir):
+    import subprocess
+    import sys
+    import time
+
+    from ..conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for attempt in range(3):
+        folder = store_dir / f"fresh{attempt}"
+        start = str(time.time() + 3)
+        procs = [subprocess.Popen([sys.executable, "-c", SIMULTANEOUS, start], stderr=subprocess.PIPE, text=True,
+                                  env={**env, "RUNSTACK_DIR": str(folder)}) for _ in range(8)]  # fmt: skip
+        errors = [p.communicate()[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), errors
+        assert len(runstack.Api(folder).runs(project="burst")) == 8

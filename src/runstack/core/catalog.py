@@ -9,7 +9,9 @@ transactions that wait on a long busy timeout instead of failing with
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -58,6 +60,20 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Switching a new database to WAL needs an exclusive lock that SQLite's busy handler does
+        # not wait for, so processes creating the same store at once take turns on a file lock.
+        try:
+            lock = os.open(path.with_name("catalog.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(path.parent, f"cannot write in the store folder ({exc.strerror}): choose a writable dir=") from exc
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._create()
+        finally:
+            os.close(lock)
+
+    def _create(self) -> None:
+        path = self.path
         with self._tx() as con:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -72,7 +88,7 @@ class Catalog:
         try:
             con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA journal_mode=WAL")  # once per store, under the creation lock
             con.execute("PRAGMA foreign_keys=ON")
             con.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError as exc:
