@@ -46,6 +46,20 @@ def finish(exit_code: int | None = None, status: str | None = None) -> None:
         run.finish(exit_code=exit_code, status=status)
 
 
+def watch(model: Any, log: str = "gradients", log_freq: int = 100, run: Any = None) -> None:
+    """Record gradient/parameter norms of a torch model through hooks (see ``integrations.torch.watch``)."""
+    from runstack.integrations.torch import watch as _watch
+
+    _watch(model, log=log, log_freq=log_freq, run=run)
+
+
+def unwatch(model: Any = None) -> None:
+    """Remove the hooks ``watch`` added."""
+    from runstack.integrations.torch import unwatch as _unwatch
+
+    _unwatch(model)
+
+
 def __getattr__(name: str) -> Any:
     # runstack.run / runstack.config / runstack.summary follow the current run.
     if name in ("run", "config", "summary"):
@@ -68,4 +82,6 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "unwatch",
+    "watch",
 ]

@@ -73,7 +73,7 @@ def ls_command(store_dir: str | None, project: str | None, status: str | None, l
         table.add_column(column, no_wrap=True, min_width=len(column) + 2)
     table.add_column("summary", ratio=1, overflow="fold", min_width=20)
     for run in runs:
-        summary = run.summary
+        summary = {k: v for k, v in run.summary.items() if isinstance(v, (int, float, str))}
         shown = ", ".join(f"{k}={_fmt_value(v)}" for k, v in list(summary.items())[:4])
         if len(summary) > 4:
             shown += f" (+{len(summary) - 4})"

@@ -65,7 +65,9 @@ class Catalog:
         try:
             lock = os.open(path.with_name("catalog.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(path.parent, f"cannot write in the store folder ({exc.strerror}): choose a writable dir=") from exc
+            raise StoreError(
+                path.parent, f"cannot write in the store folder ({exc.strerror}): choose a writable dir="
+            ) from exc
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._create()

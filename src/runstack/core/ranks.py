@@ -45,13 +45,21 @@ def _torch_group() -> RankInfo | None:
     return RankInfo(dist.get_rank(), dist.get_world_size(), local, "torch.distributed")
 
 
-def detect(environ: Mapping[str, str] | None = None) -> RankInfo:
-    """This process's rank, world size and local rank, and where they came from."""
+def detect(environ: Mapping[str, str] | None = None, hint: tuple[int, int] | None = None) -> RankInfo:
+    """This process's rank, world size and local rank, and where they came from.
+
+    ``hint`` is a framework's own (rank, world size), e.g. Lightning's global rank. It wins
+    over environment variables, which a launcher may have left stale or never set (Lightning's
+    DDP children get LOCAL_RANK but no RANK); an initialised process group wins over both.
+    """
     env = os.environ if environ is None else environ
     if environ is None:
         found = _torch_group()
         if found is not None:
             return found
+    if hint is not None and hint[1] > 1:
+        rank, size = int(hint[0]), int(hint[1])
+        return RankInfo(rank, size, int(env.get("LOCAL_RANK", rank)), "framework")
     for source, rank_key, size_key, local_key in _ENV_SOURCES:
         if rank_key in env and size_key in env:
             try:

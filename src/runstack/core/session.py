@@ -46,7 +46,7 @@ def _choose(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 def init(project: str | None = None, name: str | None = None, config: Any = None, tags: list[str] | None = None,
          notes: str | None = None, group: str | None = None, job_type: str | None = None, dir: str | None = None,
          id: str | None = None, resume: str = "never", mode: str | None = None, log_ranks: str = "zero",
-         strict_steps: bool = False) -> AnyRun:  # fmt: skip
+         strict_steps: bool = False, rank_hint: tuple[int, int] | None = None) -> AnyRun:  # fmt: skip
     """Start (or resume) a run and make it the current one.
 
     Args:
@@ -60,6 +60,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         log_ranks: "zero" (one run per job, logged by rank 0; other ranks get a run that
             does nothing) or "all" (every rank logs into the same run, tagged by rank).
         strict_steps: raise StepOrderError when a step goes backwards instead of keeping it.
+        rank_hint: a framework's own (rank, world size); integrations pass it so that core's
+            rank decision agrees with the framework's even where launcher variables mislead.
 
     Returns:
         A ``Run``, or a ``NoOpRun`` on ranks that do not log and in disabled mode.
@@ -76,7 +78,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     config_data = to_json("config", config if config is not None else {})
     if not isinstance(config_data, dict):
         raise InvalidArgumentError("config", config, "a dict, dataclass or argparse.Namespace")
-    info = ranks.detect()
+    info = ranks.detect(hint=rank_hint)
     if mode == "disabled" or (log_ranks == "zero" and not info.is_main):
         run_id = id or ranks.job_run_id() or "disabled"
         return _activate(NoOpRun(run_id, name or run_id, project, info, config_data))

@@ -1,0 +1,80 @@
+"""LightGBM: ``lgb.train(..., callbacks=[runstack_callback()])`` (also ``lgb.cv``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runstack.integrations._common import OwnedRun, plain_config, require
+
+lgb = require("lightgbm", "lightgbm")
+
+
+class RunstackCallback:
+    """Logs every evaluation result per iteration and tracks the best iteration.
+
+    Runs before ``lgb.early_stopping`` (order 30), so the iteration that triggers early
+    stopping is logged too. The best iteration (1-based, as LightGBM counts) is that of
+    the first validation metric, which is what early stopping with one metric (or
+    ``first_metric_only=True``) reports.
+    """
+
+    order = 25
+    before_iteration = False
+
+    def __init__(self, run: Any = None, log_feature_importance: bool = True, **init_kwargs: Any) -> None:
+        self._owned = OwnedRun(run, init_kwargs)
+        self.log_feature_importance = log_feature_importance
+        self.best: dict[str, tuple[float, int]] = {}
+        self._first: str | None = None
+
+    def __call__(self, env: Any) -> None:
+        run = self._owned.get()
+        if env.iteration == env.begin_iteration:
+            run.config.update(plain_config(env.params))
+        data = {}
+        for result in env.evaluation_result_list or []:
+            dataset, metric, value, maximize = result[:4]
+            std = result[4] if len(result) > 4 else None  # EvalResult (4.7+) or plain tuples (older, cv)
+            key = f"{dataset}/{metric}" + ("-mean" if std is not None else "")
+            if key not in self.best:
+                run.define_metric(key, summary="max" if maximize else "min")
+                self._first = self._first or (key if dataset != "training" else None)
+            data[key] = value
+            if std is not None:
+                data[f"{dataset}/{metric}-stdv"] = std
+            best = self.best.get(key)
+            if best is None or (value > best[0] if maximize else value < best[0]):
+                self.best[key] = (value, env.iteration + 1)
+        run.log(data, step=env.iteration)
+        if env.iteration == env.end_iteration - 1:
+            self.finish(env.model)
+
+    def finish(self, model: Any = None, best: tuple[int, Any] | None = None) -> None:
+        """Write the best iteration and score (``best`` overrides the tracked one) and feature
+        importance, and finish a run this callback started."""
+        run = self._owned.get()
+        if best is None and self._first is not None:
+            best = self.best[self._first][1], self.best[self._first][0]
+        if best is not None:
+            run.summary["best_iteration"], run.summary["best_score"] = best
+        if isinstance(model, lgb.Booster) and self.log_feature_importance:  # a CVBooster has one per fold
+            gains = model.feature_importance(importance_type="gain")
+            run.summary["feature_importance"] = dict(zip(model.feature_name(), map(float, gains), strict=True))
+        self._owned.finish()
+
+
+def runstack_callback(run: Any = None, log_feature_importance: bool = True, **init_kwargs: Any) -> RunstackCallback:
+    """A LightGBM callback logging to ``run`` (or a run started with ``init_kwargs``)."""
+    return RunstackCallback(run, log_feature_importance, **init_kwargs)
+
+
+def log_summary(booster: Any, callback: RunstackCallback) -> None:
+    """After early stopping: record LightGBM's own best iteration and score, and finish.
+
+    ``lgb.train`` stops by exception, so no callback sees the end; call this with the
+    returned booster (as with wandb's ``log_summary``).
+    """
+    best = None
+    if booster.best_iteration:
+        best = booster.best_iteration, {d: dict(m) for d, m in booster.best_score.items()}
+    callback.finish(booster, best)

@@ -1,0 +1,67 @@
+"""XGBoost: ``xgb.train(..., callbacks=[RunstackCallback()])``, ``xgb.cv`` and the sklearn API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from runstack.integrations._common import OwnedRun, require
+
+xgb = require("xgboost", "xgboost")
+
+
+def _params(config_json: str) -> dict[str, Any]:
+    """The leaf settings of XGBoost's saved config ("max_depth": 3, ...); numbers parsed."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value)
+            elif isinstance(value, str) and key not in out:
+                try:
+                    out[key] = json.loads(value) if value not in ("", "nan") else value
+                except ValueError:
+                    out[key] = value
+
+    walk(json.loads(config_json))
+    return out
+
+
+class RunstackCallback(xgb.callback.TrainingCallback):  # type: ignore[misc, name-defined]
+    """Every ``evals_log`` metric per iteration (``<data>/<metric>``; under ``xgb.cv``
+    ``-mean`` and ``-std``), best iteration/score and feature importance in the summary.
+    """
+
+    def __init__(self, run: Any = None, importance_type: str | None = "gain", **init_kwargs: Any) -> None:
+        self._owned = OwnedRun(run, init_kwargs)
+        self.importance_type = importance_type
+
+    def before_training(self, model: Any) -> Any:
+        booster = model.cvfolds[0].bst if hasattr(model, "cvfolds") else model
+        self._owned.get().config.update(_params(booster.save_config()))
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[Any]]]) -> bool:
+        data: dict[str, float] = {}
+        for dataset, metrics in evals_log.items():
+            for name, history in metrics.items():
+                last = history[-1]
+                if isinstance(last, tuple):  # xgb.cv: (mean, std) over folds
+                    data[f"{dataset}/{name}-mean"], data[f"{dataset}/{name}-std"] = last
+                else:
+                    data[f"{dataset}/{name}"] = last
+        self._owned.get().log(data, step=epoch)
+        return False
+
+    def after_training(self, model: Any) -> Any:
+        run = self._owned.get()
+        if not hasattr(model, "cvfolds"):
+            for attr in ("best_iteration", "best_score"):
+                value = model.attr(attr)
+                if value is not None:
+                    run.summary[attr] = json.loads(value)
+            if self.importance_type:
+                run.summary["feature_importance"] = model.get_score(importance_type=self.importance_type)
+        self._owned.finish()
+        return model
