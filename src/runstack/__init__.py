@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from runstack.core.api import Api, RunView
+from runstack.core.artifacts import Artifact
 from runstack.core.config import Config
+from runstack.core.media import Audio, Histogram, Html, Image, Table, Text
 from runstack.core.noop import NoOpRun
 from runstack.core.run import Run
 from runstack.core.session import init
@@ -73,11 +75,18 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Api",
+    "Artifact",
+    "Audio",
     "Config",
+    "Histogram",
+    "Html",
+    "Image",
     "NoOpRun",
     "Run",
     "RunView",
     "RunstackError",
+    "Table",
+    "Text",
     "define_metric",
     "finish",
     "init",

@@ -11,6 +11,8 @@ Each message names the bad value and says what to do about it.
     ├── RunStateError             an operation the run's state forbids
     ├── RunNotFoundError          no run with that id
     ├── RunExistsError            ``id=`` names a run that exists and ``resume="never"``
+    ├── ArtifactError             a bad artifact name, path or operation
+    │   └── ArtifactCorruptError  a stored file no longer matches its checksum
     ├── StoreError                the store folder cannot be read or written
     │   └── StoreFormatError      the store was written by a newer format
     └── MissingDependencyError    an optional package is not installed
@@ -37,8 +39,11 @@ class InvalidMetricError(RunstackError, ValueError):
     """A metric key or value that ``log()`` cannot store."""
 
     def __init__(self, key: str, value: Any, reason: str) -> None:
-        self.key, self.value = key, value
-        shown = repr(value)
+        self.key, self.value, self.reason = key, value, reason
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            shown = f"<{type(value).__name__} shape={tuple(value.shape)} dtype={value.dtype}>"
+        else:
+            shown = " ".join(repr(value).split())
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"cannot log {key!r} = {shown}: {reason}")
@@ -85,6 +90,19 @@ class RunExistsError(RunstackError):
         )
 
 
+class ArtifactError(RunstackError, ValueError):
+    """An artifact name, file path or operation that cannot be allowed."""
+
+
+class ArtifactCorruptError(ArtifactError):
+    """Stored artifact files whose content no longer matches the manifest's SHA-256."""
+
+    def __init__(self, spec: str, paths: list[str]) -> None:
+        self.spec, self.paths = spec, paths
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        super().__init__(f"{spec}: {shown} changed on disk since logging (checksum mismatch): log the artifact again")
+
+
 class StoreError(RunstackError, OSError):
     """The store folder cannot be created, read or written."""
 
@@ -106,6 +124,8 @@ class MissingDependencyError(RunstackError, ImportError):
 
 
 __all__ = [
+    "ArtifactCorruptError",
+    "ArtifactError",
     "ConfigError",
     "InvalidArgumentError",
     "InvalidMetricError",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,18 @@ def test_ddp_two_processes_give_one_run(tmp_path, store_dir):
     assert frame["_step"].tolist() == list(range(8))
     assert set(run.history(keys=["rank"])["rank"]) == {0.0}
     assert run.summary["checkpoint/best_model_path"].endswith(".ckpt")
+
+
+@pytest.mark.slow
+def test_log_model_stores_checkpoints_as_artifacts(tmp_path, store_dir):
+    from runstack.core.artifacts import ArtifactRegistry
+    from runstack.core.store import Store
+    from runstack.integrations.lightning import RunstackLogger
+
+    logger = RunstackLogger(project="ckpt", log_model=True)
+    trainer = _fit(logger, tmp_path)
+    registry = ArtifactRegistry(Store(store_dir))
+    best = registry.get(f"model-{logger.version}:best")
+    assert best.files == [Path(trainer.checkpoint_callback.best_model_path).name]
+    best.verify()
+    assert registry.versions(f"model-{logger.version}")[0]["produced_by"] == logger.version

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from runstack.cli.artifacts import register as register_artifacts
 from runstack.core.api import Api, RunView
 from runstack.core.store import Store
 from runstack.errors import RunstackError
@@ -187,6 +188,8 @@ def demo_command(store_dir: str | None, steps: int) -> None:
     console.print(f"logged run {run_id}; `runstack show {run_id}` shows it in full\n")
     ls_command.callback(store_dir, None, None, 10)  # type: ignore[misc]
 
+
+register_artifacts(main, dir_option, console)
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,8 @@ def history_of(store: Store, run_id: str, keys: list[str] | None, x_axis: str | 
         keys = [keys]
     logs = store.read_logs(run_id)
     wanted = None if keys is None else list(dict.fromkeys([*keys, *([x_axis] if x_axis and x_axis != "_step" else [])]))
-    cols = assemble(logs, wanted)
+    decoder = None if format == "arrow" else store.decode_media
+    cols = assemble(logs, wanted, decoder)
     with_rank = len(logs) > 1
     if format == "arrow":
         return to_arrow(cols, with_rank)
@@ -84,6 +85,14 @@ class RunView:
             format: "pandas" or "arrow".
         """
         return history_of(self._store, self._row["id"], keys, x_axis, format)
+
+    def system_metrics(self, format: str = "pandas") -> Any:
+        """The system series (CPU, memory, disk, network, GPU) with ``_step`` = sample index."""
+        from runstack.core.store import SYSTEM_PATTERN
+
+        logs = self._store.read_logs(self._row["id"], SYSTEM_PATTERN)
+        cols = assemble(logs)
+        return to_arrow(cols, len(logs) > 1) if format == "arrow" else to_pandas(cols, None, len(logs) > 1)
 
     def get(self, path: str, default: Any = None) -> Any:
         """A field by dotted path: ``"config.optim.lr"``, ``"summary.loss"``, ``"status"``."""

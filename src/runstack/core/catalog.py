@@ -42,6 +42,18 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT NOT NULL DEFAULT '{}', world_size INTEGER, rank_mode TEXT,
     resumed INTEGER NOT NULL DEFAULT 0, error TEXT
 );
+CREATE TABLE IF NOT EXISTS artifact_versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, digest TEXT NOT NULL,
+    description TEXT, metadata TEXT NOT NULL DEFAULT '{}', manifest TEXT NOT NULL, size INTEGER NOT NULL,
+    created_at REAL NOT NULL, run_id TEXT, PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS artifact_aliases (
+    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS artifact_usage (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, role TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (run_id, name, version, role)
+);
 CREATE INDEX IF NOT EXISTS runs_by_project ON runs (project, created_at);
 CREATE TABLE IF NOT EXISTS tags (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, tag TEXT NOT NULL,

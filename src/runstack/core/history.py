@@ -8,16 +8,21 @@ Missing values are nulls, distinct from a logged NaN.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runstack.core.logread import LogContents
+from runstack.core.logread import Block, LogContents
 from runstack.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+
+
+Decoder = Callable[[dict[str, Any]], Any]
 
 
 @dataclass
@@ -38,32 +43,50 @@ class Columns:
 
 
 def metric_counts(logs: list[LogContents]) -> dict[str, int]:
-    """How many values each metric has, over every rank."""
+    """How many values each metric has, over every rank (media included)."""
     counts: dict[str, int] = {}
     for log in logs:
         for block in log.blocks:
             for key in log.schemas[block.sid].keys:
                 counts[key] = counts.get(key, 0) + block.count
+        for record in log.media:
+            for key in record.refs:
+                counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
 
 
-def _one_log(log: LogContents, keys: list[str] | None) -> Columns:
+def _segments(log: LogContents) -> list[Any]:
+    """Row blocks and media records in file order."""
+    return sorted([*log.blocks, *log.media], key=lambda seg: seg.pos)
+
+
+def _one_log(log: LogContents, keys: list[str] | None, decode: Decoder | None) -> Columns:
     import numpy as np
 
-    blocks = log.blocks
-    if not blocks:
+    segments = _segments(log)
+    if not segments:
         empty = np.zeros(0, dtype=np.int64)
         return Columns(empty, empty.astype(np.float64), empty)
-    step = np.concatenate([b.rows["step"] for b in blocks])
-    ts = np.concatenate([b.rows["ts"] for b in blocks])
+    is_block = [isinstance(seg, Block) for seg in segments]
+    step = np.concatenate(
+        [seg.rows["step"] if blk else np.array([seg.step]) for seg, blk in zip(segments, is_block, strict=True)]
+    )
+    ts = np.concatenate(
+        [seg.rows["ts"] if blk else np.array([seg.ts]) for seg, blk in zip(segments, is_block, strict=True)]
+    )
     wanted = keys if keys is not None else list(metric_counts([log]))
-    placements: dict[str, list[tuple[int, int, str]]] = {k: [] for k in wanted}
-    starts = np.cumsum([0] + [b.count for b in blocks])
-    for bi, block in enumerate(blocks):
-        enc = log.schemas[block.sid]
-        for fi, key in enumerate(enc.keys):
-            if key in placements:
-                placements[key].append((bi, fi, enc.codes[fi]))
+    placements: dict[str, list[tuple[int, Any, str]]] = {k: [] for k in wanted}
+    starts = np.cumsum([0] + [seg.count if blk else 1 for seg, blk in zip(segments, is_block, strict=True)])
+    for si, (seg, blk) in enumerate(zip(segments, is_block, strict=True)):
+        if blk:
+            enc = log.schemas[seg.sid]
+            for fi, key in enumerate(enc.keys):
+                if key in placements:
+                    placements[key].append((si, fi, enc.codes[fi]))
+        else:
+            for key, ref in seg.refs.items():
+                if key in placements:
+                    placements[key].append((si, ref, "m"))
     # Merge consecutive records that share a step into one row.
     new_row = np.empty(len(step), dtype=bool)
     new_row[:1] = True
@@ -74,13 +97,20 @@ def _one_log(log: LogContents, keys: list[str] | None) -> Columns:
     out = Columns(step[new_row] if merged else step, ts[new_row] if merged else ts, np.full(n_rows, log.rank))
     for key, places in placements.items():
         codes = {code for _, _, code in places}
-        dtype: Any = {"d": np.float64, "q": np.int64, "?": np.bool_}[codes.pop()] if len(codes) == 1 else object
+        dtype: Any = (
+            {"d": np.float64, "q": np.int64, "?": np.bool_}[codes.pop()]
+            if len(codes) == 1 and "m" not in codes
+            else object
+        )
         values = np.zeros(len(step), dtype=dtype)
         present = np.zeros(len(step), dtype=bool)
-        for bi, fi, _ in places:
-            lo, hi = starts[bi], starts[bi + 1]
-            src = blocks[bi].rows[f"v{fi}"]
-            values[lo:hi] = src.astype(object) if dtype is object else src
+        for si, where, code in places:
+            lo, hi = starts[si], starts[si + 1]
+            if code == "m":
+                values[lo] = decode(where) if decode is not None else where
+            else:
+                src = segments[si].rows[f"v{where}"]
+                values[lo:hi] = src.astype(object) if dtype is object else src
             present[lo:hi] = True
         if merged:
             idx = np.flatnonzero(present)
@@ -96,14 +126,15 @@ def _one_log(log: LogContents, keys: list[str] | None) -> Columns:
     return out
 
 
-def assemble(logs: list[LogContents], keys: list[str] | None = None) -> Columns:
+def assemble(logs: list[LogContents], keys: list[str] | None = None, decode: Decoder | None = None) -> Columns:
     """Columns for ``keys`` (all metrics when None) over every rank's log.
 
-    With ``keys``, rows holding none of them are left out.
+    With ``keys``, rows holding none of them are left out. ``decode`` turns media
+    references into objects (they stay dicts without it).
     """
     import numpy as np
 
-    parts = [_one_log(log, keys) for log in sorted(logs, key=lambda lg: lg.rank)]
+    parts = [_one_log(log, keys, decode) for log in sorted(logs, key=lambda lg: lg.rank)]
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         parts = [Columns(empty, empty.astype(np.float64), empty)]
@@ -183,6 +214,9 @@ def to_arrow(cols: Columns, with_rank: bool = False) -> pa.Table:
             # A key logged with several types: Arrow columns have one, so widen bool -> int -> float.
             values = [v if p else None for v, p in zip(col.values.tolist(), col.present.tolist(), strict=False)]
             kinds = {type(v) for v in values if v is not None}
+            if dict in kinds:  # media references: kept as JSON text
+                arrays[name] = pa.array([None if v is None else json.dumps(v, sort_keys=True) for v in values])
+                continue
             widen, kind = (float, pa.float64()) if float in kinds else (int, pa.int64())
             arrays[name] = pa.array([None if v is None else widen(v) for v in values], type=kind)
         else:

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runstack.errors import StoreError
 
@@ -33,9 +34,11 @@ FILE_HEADER = struct.Struct("<8sHHI")  # magic, version, rank, reserved
 RECORD_HEADER = struct.Struct("<II")  # payload length, crc32(payload)
 KIND_SCHEMA = 1  # u16 schema id, then JSON [[key, code], ...]
 KIND_ROW = 2  # u16 schema id, i64 step, f64 unix time, values packed by the schema's codes
+KIND_MEDIA = 3  # i64 step, f64 unix time, then JSON {key: media reference}
 KIND_SEAL = 4  # u64 start, u64 end, u32 crc32 of the file bytes [start, end)
 ROW_PREFIX = struct.Struct("<BHqd")
 SEAL = struct.Struct("<BQQI")
+MEDIA_PREFIX = struct.Struct("<Bqd")
 SCHEMA_PREFIX = struct.Struct("<BH")
 # A value's code is its struct format character: float64, int64 or bool.
 CODES = ("d", "q", "?")
@@ -137,6 +140,13 @@ class LogWriter:
         body = json.dumps([[k, c] for k, c in zip(keys, codes, strict=False)], separators=(",", ":"))
         self.append(SCHEMA_PREFIX.pack(KIND_SCHEMA, sid) + body.encode())
         return Encoder.build(sid, keys, codes)
+
+    def append_media(self, step: int, timestamp: float, refs: dict[str, Any]) -> None:
+        """Write a media record (references to stored files, or inline values) at ``step``."""
+        body = json.dumps(refs, separators=(",", ":"), sort_keys=True)
+        self.append(MEDIA_PREFIX.pack(KIND_MEDIA, step, timestamp) + body.encode())
+        if self.off > self.seal_at:
+            self.seal()
 
     def seal(self) -> None:
         """Write a seal record covering every byte since the previous seal."""

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from runstack.core.logfile import (
     FILE_HEADER,
     FORMAT_VERSION,
+    KIND_MEDIA,
     KIND_ROW,
     KIND_SCHEMA,
     KIND_SEAL,
     MAGIC,
+    MEDIA_PREFIX,
     RECORD_HEADER,
     SEAL,
     Encoder,
@@ -48,6 +50,16 @@ class Block:
 
 
 @dataclass
+class MediaRecord:
+    """One media record: its byte position, step, time and ``{key: reference}``."""
+
+    pos: int
+    step: int
+    ts: float
+    refs: dict[str, Any]
+
+
+@dataclass
 class LogContents:
     """Everything a history file holds, in file order."""
 
@@ -55,6 +67,7 @@ class LogContents:
     rank: int
     schemas: dict[int, Encoder] = field(default_factory=dict)
     blocks: list[Block] = field(default_factory=list)
+    media: list[MediaRecord] = field(default_factory=list)
     valid_end: int = FILE_HEADER.size
     torn_bytes: int = 0  # non-zero bytes after the valid data: a torn or corrupt tail
 
@@ -137,6 +150,9 @@ def read_log(path: Path) -> LogContents:
             sid = struct.unpack_from("<H", data, pos + 9)[0]
             pairs = json.loads(data[pos + 11 : end])
             out.schemas[sid] = Encoder.build(sid, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+        elif kind == KIND_MEDIA:
+            _, step, ts = MEDIA_PREFIX.unpack_from(data, pos + 8)
+            out.media.append(MediaRecord(pos, step, ts, json.loads(data[pos + 8 + MEDIA_PREFIX.size : end])))
         elif kind == KIND_SEAL:
             _, start, stop, crc = SEAL.unpack_from(data, pos + 8)
             if zlib.crc32(view[start:stop]) == crc:
@@ -145,6 +161,7 @@ def read_log(path: Path) -> LogContents:
             break
         pos = end
     out.valid_end = _verify_rows(out, view, seals, pos)
+    out.media = [m for m in out.media if m.pos < out.valid_end]
     for block in out.blocks:
         dtype = _row_dtype(out.schemas[block.sid])
         block.rows = np.ndarray((block.count,), dtype=dtype, buffer=data, offset=block.pos)

@@ -17,13 +17,14 @@ class NoOpRun:
 
     disabled = True
 
-    def __init__(self, run_id: str, name: str, project: str, rank: RankInfo, config: dict[str, Any]) -> None:
-        self.id, self.name, self.project, self.rank = run_id, name, project, rank
+    def __init__(self, run_id: str, name: str, project: str, rank: RankInfo, config: dict[str, Any],
+                 dir: str | None = None, status: str = "disabled") -> None:  # fmt: skip
+        self.id, self.name, self.project, self.rank, self.dir = run_id, name, project, rank, dir
         self.config = Config(config, None)
         self.summary: dict[str, Any] = {}
         self.tags: list[str] = []
         self.step = 0
-        self.status = "disabled"
+        self.status = status
 
     def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
         """Does nothing."""
@@ -36,6 +37,19 @@ class NoOpRun:
         from runstack.core import session
 
         session.forget(self)
+
+    def log_artifact(self, artifact: Any, aliases: list[str] | None = None) -> Any:
+        """Does nothing: rank 0 logs artifacts."""
+        return artifact
+
+    def use_artifact(self, spec: str) -> Any:
+        """The artifact version from the store (every rank may need its files); use is not recorded."""
+        from runstack.core.artifacts import ArtifactRegistry
+        from runstack.core.store import Store
+
+        if self.status == "disabled" and self.rank.rank == 0:
+            raise RunStateError("this run is disabled: runstack.init(mode='local') to use artifacts")
+        return ArtifactRegistry(Store(self.dir)).get(spec)
 
     def history(self, *args: Any, **kwargs: Any) -> Any:
         raise RunStateError(

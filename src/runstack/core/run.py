@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from runstack.core import values as _values
 from runstack.core.config import Config
 from runstack.core.logfile import RECORD_HEADER, Encoder, LogWriter
+from runstack.core.media import Media
 from runstack.core.ranks import RankInfo
 from runstack.core.summary import Summary, check_reduction
 from runstack.errors import InvalidArgumentError, InvalidMetricError, RunStateError, StepOrderError
 
 if TYPE_CHECKING:
+    from runstack.core.artifacts import Artifact
     from runstack.core.logread import LogContents
     from runstack.core.store import Store
 
@@ -59,7 +61,7 @@ class Run:
     disabled = False
 
     def __init__(self, store: Store, row: dict[str, Any], rank: RankInfo, log_rank: int,
-                 previous: LogContents | None, strict_steps: bool) -> None:  # fmt: skip
+                 previous: LogContents | None, strict_steps: bool, system_interval: float | None = None) -> None:  # fmt: skip
         self._store = store
         self._row = row
         self.rank = rank
@@ -72,6 +74,7 @@ class Run:
         self._by_shape: dict[tuple[tuple[str, ...], tuple[str, ...]], Encoder] = {}
         self._sig: tuple[Any, ...] = ()
         self._enc: Encoder | None = None
+        self._media: dict[str, Any] = {}
         self._step = 0
         self._last_step = -(2**63)
         start = None
@@ -89,6 +92,12 @@ class Run:
         self._pid = os.getpid()
         self._background = _Background(self)
         self._background.start()
+        self._system = None
+        if system_interval is not None:
+            from runstack.core.system import SystemSampler
+
+            self._system = SystemSampler(store.run_dir(self.id), log_rank, system_interval)
+            self._system.start()
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -146,7 +155,7 @@ class Run:
             raise
         with self._lock:
             if sig == self._sig:
-                enc: Encoder = self._enc  # type: ignore[assignment]
+                enc: Encoder | None = self._enc
                 vals: Any = data.values()
             else:
                 enc, vals = self._prepare(data, sig)
@@ -154,8 +163,15 @@ class Run:
                 step = self._step
             elif step < self._last_step and self._strict:
                 raise StepOrderError(step, self._last_step)
+            if self._media:
+                self._write_media(step)
+                if enc is None:
+                    self._last_step = step
+                    if commit:
+                        self._step = step + 1
+                    return
             try:
-                payload = enc.pack(enc.prefix, step, _now(), *vals)
+                payload = enc.pack(enc.prefix, step, _now(), *vals)  # type: ignore[union-attr]
             except struct.error:
                 self._explain_pack_error(data, step)
                 raise
@@ -168,35 +184,54 @@ class Run:
             w.off = end
             if end > w.seal_at:
                 w.seal()
-            self._last[enc.sid] = (off, payload)
+            self._last[enc.sid] = (off, payload)  # type: ignore[union-attr]
             self._last_step = step
             if commit:
                 self._step = step + 1
 
-    def _prepare(self, data: Any, sig: tuple[Any, ...]) -> tuple[Encoder, Any]:
-        """The slow path: validate, flatten and convert; define a schema the first time."""
+    def _prepare(self, data: Any, sig: tuple[Any, ...]) -> tuple[Encoder | None, Any]:
+        """The slow path: validate, flatten and convert; define a schema the first time.
+
+        Media values are stored (files by content hash) into ``self._media`` as references,
+        written by ``log`` as their own record at the same step.
+        """
         enc = self._by_sig.get(sig)
         if enc is not None:
             self._sig, self._enc = sig, enc
             return enc, data.values()
         flat = _values.flatten(data)
-        codes, converted = [], []
+        keys, codes, converted, media = [], [], [], {}
         for key, value in flat.items():
+            if isinstance(value, Media):
+                media[key] = value
+                continue
             code, plain = _values.classify(key, value)
+            keys.append(key)
             codes.append(code)
             converted.append(plain)
-        shape = (tuple(flat), tuple(codes))
+        if media:
+            self._media = {key: value.checked_encode(key, self._store.media) for key, value in media.items()}
+            if not keys:
+                return None, ()
+        shape = (tuple(keys), tuple(codes))
         enc = self._by_shape.get(shape)
         if enc is None:
             enc = self._writer.define(len(self._by_shape) + 1, *shape)
             self._by_shape[shape] = enc
-        direct = flat.keys() == data.keys() and all(
-            type(a) is type(b) for a, b in zip(converted, data.values(), strict=False)
+        direct = (
+            not media
+            and flat.keys() == data.keys()
+            and all(type(a) is type(b) for a, b in zip(converted, data.values(), strict=False))
         )
         if direct:
             self._by_sig[sig] = enc
             self._sig, self._enc = sig, enc
         return enc, converted
+
+    def _write_media(self, step: int) -> None:
+        refs, self._media = self._media, {}
+        w = self._writer
+        w.append_media(step, _now(), refs)
 
     def _explain_pack_error(self, data: dict[str, Any], step: Any) -> None:
         if not isinstance(step, int) or isinstance(step, bool):
@@ -240,6 +275,20 @@ class Run:
         if self._is_owner:
             self._store.catalog.update_run(self.id, summary_set=explicit)
 
+    # -- artifacts ----------------------------------------------------------------------
+    def log_artifact(self, artifact: Artifact, aliases: list[str] | None = None) -> Artifact:
+        """Store ``artifact`` as a new version (or the existing one with the same content),
+        move ``latest`` and ``aliases`` to it, and record this run as its producer."""
+        from runstack.core.artifacts import ArtifactRegistry
+
+        return ArtifactRegistry(self._store).log(artifact, self.id, aliases)
+
+    def use_artifact(self, spec: str) -> Artifact:
+        """The artifact version ``name[:vN|:alias]`` (default ``latest``), recorded as this run's input."""
+        from runstack.core.artifacts import ArtifactRegistry
+
+        return ArtifactRegistry(self._store).get(spec, self.id)
+
     # -- history --------------------------------------------------------------------------
     def history(self, keys: list[str] | None = None, x_axis: str | None = None, format: str = "pandas") -> Any:
         """This run's history so far; see ``runstack.Api`` for the arguments."""
@@ -265,6 +314,8 @@ class Run:
             self._finished = True
             self._background.stop.set()
             self._background.join()
+            if self._system is not None:
+                self._system.close()
             self._writer.close()
             self.log = self._log_after_finish  # type: ignore[method-assign]
         if self._is_owner:
@@ -282,6 +333,8 @@ class Run:
     def _forked(self) -> None:
         """In a forked child (e.g. a DataLoader worker): this process must not write."""
         self._writer.abandon()
+        if self._system is not None:
+            self._system.abandon()
         self._lock = threading.Lock()
         self._finished = True
         self.log = _ignore  # type: ignore[method-assign]

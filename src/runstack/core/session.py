@@ -46,7 +46,8 @@ def _choose(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 def init(project: str | None = None, name: str | None = None, config: Any = None, tags: list[str] | None = None,
          notes: str | None = None, group: str | None = None, job_type: str | None = None, dir: str | None = None,
          id: str | None = None, resume: str = "never", mode: str | None = None, log_ranks: str = "zero",
-         strict_steps: bool = False, rank_hint: tuple[int, int] | None = None) -> AnyRun:  # fmt: skip
+         strict_steps: bool = False, rank_hint: tuple[int, int] | None = None, system_metrics: bool = True,
+         system_interval: float = 10.0) -> AnyRun:  # fmt: skip
     """Start (or resume) a run and make it the current one.
 
     Args:
@@ -60,6 +61,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         log_ranks: "zero" (one run per job, logged by rank 0; other ranks get a run that
             does nothing) or "all" (every rank logs into the same run, tagged by rank).
         strict_steps: raise StepOrderError when a step goes backwards instead of keeping it.
+        system_metrics: sample CPU, memory, disk, network and GPU in the background
+            (``$RUNSTACK_SYSTEM_METRICS=0`` turns it off); ``system_interval`` seconds apart.
         rank_hint: a framework's own (rank, world size); integrations pass it so that core's
             rank decision agrees with the framework's even where launcher variables mislead.
 
@@ -78,17 +81,23 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     config_data = to_json("config", config if config is not None else {})
     if not isinstance(config_data, dict):
         raise InvalidArgumentError("config", config, "a dict, dataclass or argparse.Namespace")
+    if os.environ.get("RUNSTACK_SYSTEM_METRICS", "1").lower() in ("0", "false", "no", "off"):
+        system_metrics = False
+    if system_metrics and not (isinstance(system_interval, (int, float)) and system_interval > 0):
+        raise InvalidArgumentError("system_interval", system_interval, "a positive number of seconds")
+    sampling = float(system_interval) if system_metrics else None
     info = ranks.detect(hint=rank_hint)
     if mode == "disabled" or (log_ranks == "zero" and not info.is_main):
         run_id = id or ranks.job_run_id() or "disabled"
-        return _activate(NoOpRun(run_id, name or run_id, project, info, config_data))
+        status = "disabled" if mode == "disabled" else f"not logging on rank {info.rank}"
+        return _activate(NoOpRun(run_id, name or run_id, project, info, config_data, dir, status))
     run_id = ranks.share_run_id(id or ranks.job_run_id() or new_id()) if log_ranks == "all" else id or new_id()
     store = Store(dir)
     if not info.is_main:  # log_ranks="all": add this rank's history to rank 0's run
         log_path = store.log_path(run_id, info.rank)
         previous = read_log(log_path) if log_path.exists() else None
         rank_row = {"id": run_id, "name": name or run_id, "project": project, "config": config_data}
-        return _activate(Run(store, rank_row, info, info.rank, previous, strict_steps))
+        return _activate(Run(store, rank_row, info, info.rank, previous, strict_steps, sampling))
     store.reconcile()
     existing = store.catalog.get_run(run_id)
     if existing is not None and resume == "never":
@@ -119,7 +128,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
                                  resumed=existing["resumed"] + 1, **facts)  # fmt: skip
         store.catalog.add_tags(run_id, list(tags or []))
         row = {**existing, "config": merged, "tags": sorted({*existing["tags"], *(tags or [])})}
-    return _activate(Run(store, row, info, 0, previous, strict_steps))
+    return _activate(Run(store, row, info, 0, previous, strict_steps, sampling))
 
 
 def _activate(run: AnyRun) -> AnyRun:

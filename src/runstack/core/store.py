@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runstack.core.blobs import BlobStore
 from runstack.core.catalog import Catalog
 from runstack.core.envinfo import process_started
 from runstack.core.logread import LogContents, read_log
@@ -25,6 +26,7 @@ from runstack.errors import RunNotFoundError, StoreError
 STALE_HEARTBEAT_S = 15 * 60  # a run on another host that has not beaten for this long crashed
 HEARTBEAT_S = 60.0
 LOG_PATTERN = "history.*.rsl"
+SYSTEM_PATTERN = "system.*.rsl"
 
 
 def resolve_root(root: str | os.PathLike[str] | None) -> Path:
@@ -60,6 +62,13 @@ class Store:
                 self.root, f"cannot create the store folder ({exc.strerror}): choose a writable dir="
             ) from exc
         self.catalog = Catalog(self.root / "catalog.db")
+        self.media = BlobStore(self.root / "media")
+
+    def decode_media(self, ref: dict[str, Any]) -> Any:
+        """The Image/Table/... object a history media reference stands for."""
+        from runstack.core.media import decode
+
+        return decode(ref, self.media)
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
@@ -67,9 +76,9 @@ class Store:
     def log_path(self, run_id: str, rank: int) -> Path:
         return self.run_dir(run_id) / f"history.{rank}.rsl"
 
-    def read_logs(self, run_id: str) -> list[LogContents]:
-        """Every rank's history of one run, parsed and verified."""
-        paths = sorted(self.run_dir(run_id).glob(LOG_PATTERN))
+    def read_logs(self, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
+        """Every rank's history (or, with ``SYSTEM_PATTERN``, system metrics) of one run."""
+        paths = sorted(self.run_dir(run_id).glob(pattern))
         return [read_log(p) for p in paths]
 
     def get(self, run_id: str) -> dict[str, Any]:

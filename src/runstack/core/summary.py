@@ -72,6 +72,8 @@ def compute_summary(logs: list[LogContents], metrics: dict[str, dict[str, Any]])
         how = metric_spec(metrics, key).get("summary", "last")
         if how == "none" or not col.present.any():
             continue
+        if col.values.dtype == object and any(isinstance(v, dict) for v in col.values[col.present]):
+            continue  # media: the history holds them, the summary holds numbers
         out[key] = reduce_values(col.values[col.present], how)
     return out
 

@@ -24,12 +24,15 @@ def build_logger(namespace: str) -> type:
         Args:
             run: an existing run; otherwise one is started with ``init_kwargs`` on first use
                 and finished by ``finalize``.
+            log_model: also log each saved checkpoint file as a "model" artifact
+                (aliases ``latest``, and ``best`` for the best one so far).
             **init_kwargs: passed to ``runstack.init`` (project, name, config, tags, ...).
         """
 
-        def __init__(self, run: Any = None, **init_kwargs: Any) -> None:
+        def __init__(self, run: Any = None, log_model: bool = False, **init_kwargs: Any) -> None:
             super().__init__()
             self._owned = OwnedRun(run, init_kwargs)
+            self.log_model = log_model
 
         @property
         def name(self) -> str:
@@ -58,6 +61,19 @@ def build_logger(namespace: str) -> type:
                 value = getattr(checkpoint_callback, attr, None)
                 if value not in (None, ""):
                     summary[f"checkpoint/{attr}"] = plain_config(value)
+            if self.log_model:
+                self._log_checkpoints(checkpoint_callback)
+
+        def _log_checkpoints(self, checkpoint_callback: Any) -> None:
+            import runstack
+
+            best = getattr(checkpoint_callback, "best_model_path", "")
+            for path in dict.fromkeys(p for p in (getattr(checkpoint_callback, "last_model_path", ""), best) if p):
+                if os.path.isfile(path):
+                    artifact = runstack.Artifact(f"model-{self.experiment.id}", "model",
+                                                 metadata={"score": plain_config(checkpoint_callback.best_model_score)})  # fmt: skip
+                    artifact.add_file(path)
+                    self.experiment.log_artifact(artifact, aliases=["best"] if path == best else [])
 
         def save(self) -> None:
             """Nothing to do: every logged step is already on disk."""

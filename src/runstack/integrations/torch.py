@@ -1,6 +1,6 @@
 """Plain PyTorch: ``runstack.watch(model, log="gradients", log_freq=100)``.
 
-Parameter and gradient norms are recorded through hooks every ``log_freq`` training
+Parameter and gradient norms and histograms are recorded through hooks every ``log_freq`` training
 forward passes, into the current step of the run (``commit=False``), so they line up
 with the metrics the training loop logs.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runstack.core.media import Histogram
 from runstack.errors import InvalidArgumentError
 from runstack.integrations._common import require
 
@@ -35,8 +36,11 @@ class _Watcher:
         self.capture = self.calls % self.log_freq == 0
         self.pending = {}
         if self.capture and self.log_parameters:
+            stats: dict[str, Any] = {}
             with torch.no_grad():
-                stats = {f"parameters/{n}.norm": p.detach().norm().item() for n, p in self.parameters}
+                for name, param in self.parameters:
+                    stats[f"parameters/{name}.norm"] = param.detach().norm().item()
+                    stats[f"parameters/{name}"] = Histogram(param.detach())
             self.run.log(stats, commit=False)
 
     def _gradient_hook(self, name: str) -> Any:
@@ -44,7 +48,8 @@ class _Watcher:
             if not self.capture or param.grad is None:
                 return
             self.pending[f"gradients/{name}.norm"] = param.grad.detach().norm().item()
-            if len(self.pending) == len(self.parameters):
+            self.pending[f"gradients/{name}"] = Histogram(param.grad.detach())
+            if len(self.pending) == 2 * len(self.parameters):
                 self.run.log(self.pending, commit=False)
                 self.capture = False
 

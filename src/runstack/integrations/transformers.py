@@ -18,10 +18,12 @@ class RunstackCallback(transformers.TrainerCallback):  # type: ignore[misc, name
     Args:
         run: an existing run; otherwise one is started with ``init_kwargs`` at train begin
             and finished at train end.
+        log_model: log every checkpoint the Trainer saves as a "model" artifact.
     """
 
-    def __init__(self, run: Any = None, **init_kwargs: Any) -> None:
+    def __init__(self, run: Any = None, log_model: bool = False, **init_kwargs: Any) -> None:
         self._owned = OwnedRun(run, init_kwargs)
+        self.log_model = log_model
 
     def _run(self, args: Any) -> Any:
         return self._owned.get(rank_hint=(args.process_index, args.world_size))
@@ -61,6 +63,20 @@ class RunstackCallback(transformers.TrainerCallback):  # type: ignore[misc, name
         renamed = {f"eval/{k.removeprefix('eval_')}": v for k, v in numbers.items()}
         if renamed:
             self._run(args).log(renamed, step=state.global_step)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not self.log_model or not state.is_world_process_zero:
+            return
+        import os
+
+        import runstack
+
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            run = self._run(args)
+            artifact = runstack.Artifact(f"model-{run.id}", "model", metadata={"global_step": state.global_step})
+            artifact.add_dir(folder)
+            run.log_artifact(artifact, aliases=[f"step-{state.global_step}"])
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         run = self._run(args)
