@@ -62,3 +62,18 @@ def bench(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("python", "bench/log_overhead.py", env=ENV)
     session.run("python", "bench/kill_recovery.py", env=ENV)
+    session.run("python", "bench/system_metrics.py", env=ENV)
+
+
+@nox.session(name="bench-hub")
+def bench_hub(session: nox.Session) -> None:
+    """The code-dataset hub's benchmarks (needs the datasets extra and the frameworks' sources)."""
+    _install(session, "datasets,transformers,dev")
+    for script in (
+        "minhash_throughput",
+        "near_dedup_quality",
+        "pipeline_throughput",
+        "license_agreement",
+        "pii_quality",
+    ):
+        session.run("python", f"bench/{script}.py", env=ENV)

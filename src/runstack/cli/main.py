@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runstack.cli.artifacts import register as register_artifacts
+from runstack.cli.data import register as register_data
 from runstack.core.api import Api, RunView
 from runstack.core.store import Store
 from runstack.errors import RunstackError
@@ -190,6 +191,7 @@ def demo_command(store_dir: str | None, steps: int) -> None:
 
 
 register_artifacts(main, dir_option, console)
+register_data(main, console)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,76 @@
+"""Licence detection checked against the licences installed distributions declare.
+
+For every distribution in this environment with both a declared licence (License-Expression,
+License, or an OSI classifier) and a licence file in its metadata folder, runstack's
+detector reads only the licence file; the declared licence, normalised to SPDX, is the
+baseline it is compared with in the same run.
+
+    python bench/license_agreement.py
+
+Prints one summary line:
+    license_agreement: ... of ... distributions agree (...%) | ...
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+
+from runstack.datasets_hub.licenses import LICENSE_FILE, match_text, normalise
+
+CLASSIFIER = re.compile(r"License :: OSI Approved :: (.+)")
+CLASSIFIER_IDS = {"MIT License": "MIT", "Apache Software License": "Apache-2.0", "BSD License": "BSD-3-Clause",
+                  "ISC License (ISCL)": "ISC", "Python Software Foundation License": "PSF-2.0",
+                  "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0", "The Unlicense (Unlicense)": "Unlicense",
+                  "GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+                  "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only"}  # fmt: skip
+
+
+def declared(dist: metadata.Distribution) -> set[str]:
+    meta = dist.metadata
+    for field in ("License-Expression", "License"):
+        value = meta.get(field)
+        if value and len(value) < 100:
+            found = set(normalise(value))
+            if found:
+                return found
+    return {
+        CLASSIFIER_IDS[m.group(1)]
+        for c in meta.get_all("Classifier") or []
+        if (m := CLASSIFIER.match(c)) and m.group(1) in CLASSIFIER_IDS
+    }
+
+
+def detected(dist: metadata.Distribution) -> set[str] | None:
+    files = [f for f in dist.files or [] if LICENSE_FILE.match(f.name) and ".dist-info" in str(f)]
+    if not files:
+        return None
+    found = set()
+    for file in files:
+        try:
+            text = file.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        match = match_text(text or "")
+        if match:
+            found.add(match[0])
+    return found
+
+
+def main() -> None:
+    compared = agree = overlap = undetected = 0
+    for dist in metadata.distributions():
+        truth, ours = declared(dist), detected(dist)
+        if not truth or ours is None:
+            continue
+        compared += 1
+        undetected += not ours
+        agree += ours == truth
+        overlap += bool(ours & truth)
+    print(f"license_agreement: {agree} of {compared} distributions agree exactly ({100 * agree / compared:.1f}%),"
+          f" {overlap} share a licence ({100 * overlap / compared:.1f}%), {undetected} licence files unrecognised"
+          f" | declared metadata as the baseline")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""``runstack data ...``: build a code dataset, manage opt-outs, look up and diff versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+registry_option = click.option("--registry", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                               envvar="RUNSTACK_OPTOUT", help="Opt-out registry (default ./optout.jsonl).")  # fmt: skip
+
+
+def _summary(report: Any) -> Table:
+    table = Table("", "count", title="build summary", title_justify="left")
+    table.add_row("files in", str(report.files_in))
+    for step in report.steps:
+        for reason, count in sorted(step.dropped.items()):
+            table.add_row(f"dropped by {step.name}: {reason}", str(count))
+    table.add_row("exact duplicates", str(report.exact_duplicates))
+    table.add_row(f"near duplicates ({report.near_verified_pairs} of {report.near_candidate_pairs} pairs verified)",
+                  str(report.near_duplicates))  # fmt: skip
+    stats = report.manifest["stats"]
+    for language, count in stats["languages"].items():
+        table.add_row(f"language: {language}", str(count))
+    for kind, count in stats["license_types"].items():
+        table.add_row(f"licence: {kind}", str(count))
+    for kind, count in sorted(report.manifest["counts"]["pii"].items()):
+        table.add_row(f"PII replaced: <{kind}>", str(count))
+    table.add_row("files out", str(report.files_out))
+    return table
+
+
+def register(main: click.Group, console: Any) -> None:
+    @main.group("data")
+    def data() -> None:
+        """Turn source code into a deduplicated, licence-filtered, PII-free dataset."""
+
+    @data.command("build")
+    @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+    @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+    @click.option("--version", "version", required=True, help="Dataset version, e.g. v1.")
+    @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="Build settings (TOML or JSON).")  # fmt: skip
+    @click.option("--workers", default=1, show_default=True, help="Processes for the per-source stage.")
+    @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+    @registry_option
+    def build_command(sources: tuple[str, ...], out: Path, version: str, config_file: str | None, workers: int,
+                      overwrite: bool, registry: Path | None) -> None:  # fmt: skip
+        """Build SOURCE... (folders, git repositories, tar/zip archives) into OUT."""
+        from runstack.datasets_hub.build import build
+        from runstack.datasets_hub.config import BuildConfig
+        from runstack.datasets_hub.optout import OptOutRegistry, default_path
+
+        config = BuildConfig.load(config_file) if config_file else BuildConfig()
+        path = registry or default_path()
+        report = build(list(sources), out, version, config, OptOutRegistry(path) if path.exists() else None,
+                       workers=workers, overwrite=overwrite)  # fmt: skip
+        console.print(_summary(report))
+        console.print(f"wrote {out} ({len(report.manifest['shards'])} shards)")
+
+    @data.group("optout")
+    def optout() -> None:
+        """The opt-out registry applied at every build."""
+
+    @optout.command("add")
+    @registry_option
+    @click.argument("name")
+    def optout_add(registry: Path | None, name: str) -> None:
+        """Opt out an owner ("alice") or a repository ("alice/tool")."""
+        from runstack.datasets_hub.optout import OptOutRegistry
+
+        store = OptOutRegistry(registry)
+        console.print(f"added {name}" if store.add(name) else f"{name} was already opted out")
+
+    @optout.command("rm")
+    @registry_option
+    @click.argument("name")
+    def optout_rm(registry: Path | None, name: str) -> None:
+        """Remove an opt-out entry."""
+        from runstack.datasets_hub.optout import OptOutRegistry
+
+        console.print(f"removed {name}" if OptOutRegistry(registry).remove(name) else f"{name} was not opted out")
+
+    @optout.command("ls")
+    @registry_option
+    def optout_ls(registry: Path | None) -> None:
+        """List opt-out entries."""
+        from runstack.datasets_hub.optout import OptOutRegistry
+
+        for entry in OptOutRegistry(registry).entries():
+            console.print(entry.get("repo") or entry.get("owner"))
+
+    @data.command("lookup")
+    @click.option("--repo", required=True, help="owner/name, or an owner.")
+    @click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False), help="A built dataset.")
+    def lookup_command(repo: str, dataset: str) -> None:
+        """Am I in the dataset? Which files of REPO, in which version."""
+        from runstack.datasets_hub.publish import lookup
+
+        version, files = lookup(dataset, repo)
+        console.print(f"{repo}: {len(files)} file(s) in version {version}")
+        for row in files:
+            console.print(f"  {row['repo_name']}/{row['path']}  {row['language']}  {row['blob_id']}", markup=False)
+
+    @data.command("diff")
+    @click.argument("old", type=click.Path(exists=True, file_okay=False))
+    @click.argument("new", type=click.Path(exists=True, file_okay=False))
+    def diff_command(old: str, new: str) -> None:
+        """Blobs added and removed between two versions."""
+        from runstack.datasets_hub.publish import diff
+
+        changes = diff(old, new)
+        for sign, key in (("+", "added"), ("-", "removed")):
+            for row in changes[key]:
+                console.print(f"{sign} {row['blob_id']}  {row['repo_name']}/{row['path']}", markup=False)
+        console.print(f"{len(changes['added'])} added, {len(changes['removed'])} removed")

@@ -1,0 +1,202 @@
+"""``build()``: sources in, a published dataset out.
+
+Stage 1 runs per source, in order or in worker processes (``rank``/``world_size`` split
+the sources): ingest -> language -> licence -> quality -> opt-out -> PII, spilling records
+to a temporary file. Stage 2 is global: exact dedup, then near dedup (signatures only in
+memory), then publishing. Output is written to a temporary folder and moved into place at
+the end, so an interrupted build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runstack.datasets_hub.config import BuildConfig
+from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key
+from runstack.datasets_hub.ingest import Ingest
+from runstack.datasets_hub.language import LanguageStep
+from runstack.datasets_hub.licenses import LicenseStep
+from runstack.datasets_hub.optout import OptOutRegistry
+from runstack.datasets_hub.pii import PiiStep
+from runstack.datasets_hub.pipeline import Filter, PipelineStep, StepStats
+from runstack.datasets_hub.publish import write_dataset
+from runstack.datasets_hub.quality import QualityFilter
+from runstack.datasets_hub.record import SourceFile
+from runstack.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a folder, git repository or archive, with optional name, revision and priority."""
+
+    path: str
+    repo_name: str | None = None
+    revision: str | None = None
+    priority: float = 0.0
+
+
+@dataclass
+class BuildReport:
+    steps: list[StepStats] = field(default_factory=list)
+    files_in: int = 0
+    files_out: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    near_candidate_pairs: int = 0
+    near_verified_pairs: int = 0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class OptOutFilter(Filter):
+    name = "opt-out"
+
+    def __init__(self, registry: OptOutRegistry | None) -> None:
+        super().__init__()
+        self.registry = registry
+        self.match = registry.matcher() if registry is not None else (set(), set())
+
+    def keep(self, record: SourceFile) -> bool | str:
+        return self.registry is None or not self.registry.excludes(record.repo_name, self.match) or "opted out"
+
+
+def stage_one_steps(config: BuildConfig, registry: OptOutRegistry | None) -> list[PipelineStep]:
+    steps: list[PipelineStep] = [LanguageStep(), LicenseStep(config.permissive_licenses, config.keep_license_types),
+                                 QualityFilter(config.quality), OptOutFilter(registry)]  # fmt: skip
+    if config.redact_pii:
+        steps.append(PiiStep())
+    return steps
+
+
+def run_stage_one(sources: Sequence[Source], config: BuildConfig, registry: OptOutRegistry | None,
+                  rank: int = 0, world_size: int = 1) -> Iterator[SourceFile | list[StepStats]]:  # fmt: skip
+    """Records of this rank's share of the sources, then (last) the list of step stats."""
+    ingest = Ingest(config.max_file_bytes)
+    steps = stage_one_steps(config, registry)
+
+    def records() -> Iterator[SourceFile]:
+        for index, source in enumerate(sources):
+            if index % world_size == rank:
+                yield from ingest.read(source.path, source.repo_name, source.revision, source.priority)
+
+    stream: Any = records()
+    for step in steps:
+        stream = step.run(stream, rank, world_size)
+    yield from stream
+    yield [ingest.stats, *(s.stats for s in steps)]
+
+
+def _spill(sources: Sequence[Source], config: BuildConfig, registry_path: str | None, rank: int, world_size: int,
+           spill: str) -> list[StepStats]:  # fmt: skip
+    registry = OptOutRegistry(registry_path) if registry_path else None
+    stats: list[StepStats] = []
+    with open(spill, "wb") as handle:
+        for item in run_stage_one(sources, config, registry, rank, world_size):
+            if isinstance(item, list):
+                stats = item
+            else:
+                import hashlib
+
+                item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
+                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return stats
+
+
+def _read_spill(path: Path) -> Iterator[SourceFile]:
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
+
+
+def build(sources: Sequence[Source | str], out: str | Path, version: str, config: BuildConfig | None = None,
+          optout: OptOutRegistry | None = None, workers: int = 1, progress: bool = True,
+          overwrite: bool = False) -> BuildReport:  # fmt: skip
+    """Build and publish a dataset from ``sources`` into ``out``.
+
+    Raises:
+        InvalidArgumentError: a bad source, or ``out`` exists and ``overwrite`` is False.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    config = config or BuildConfig()
+    items = [s if isinstance(s, Source) else Source(str(s)) for s in sources]
+    for item in items:
+        if not Path(item.path).exists():
+            raise InvalidArgumentError("source", item.path, "an existing folder, git repository or archive")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InvalidArgumentError("out", str(out), "an empty or new folder (or pass overwrite=True / --overwrite)")
+    world_size = max(1, min(workers, len(items)))
+    report = BuildReport()
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with tempfile.TemporaryDirectory(prefix=".runstack-build-", dir=out.parent if out.parent.exists() else None) as tmp, \
+            Progress(*columns, disable=not progress, transient=False) as bar:  # fmt: skip
+        spills = [str(Path(tmp) / f"stage1-{rank}.pkl") for rank in range(world_size)]
+        task = bar.add_task("read, detect, filter", total=len(items))
+        registry_path = str(optout.path) if optout is not None else None
+        if world_size == 1:
+            stats_per_rank = [_spill(items, config, registry_path, 0, 1, spills[0])]
+        else:
+            with ProcessPoolExecutor(world_size) as pool:
+                futures = [pool.submit(_spill, items, config, registry_path, r, world_size, spills[r])
+                           for r in range(world_size)]  # fmt: skip
+                stats_per_rank = [f.result() for f in futures]
+        bar.update(task, completed=len(items))
+        merged = [StepStats(s.name) for s in stats_per_rank[0]]
+        for rank_stats in stats_per_rank:
+            for total, part in zip(merged, rank_stats, strict=True):
+                total.merge(part)
+        report.steps, report.files_in = merged, merged[0].seen
+        keys = [(r.sha256, rank_key(r)) for spill in spills for r in _read_spill(Path(spill))]
+        task = bar.add_task("exact dedup", total=len(keys))
+        keep, report.exact_duplicates = exact_survivors(keys)
+        bar.update(task, completed=len(keys))
+        near = NearDeduplicator(config.minhash)
+        task = bar.add_task("near dedup signatures", total=sum(keep))
+        index = 0
+        for spill in spills:
+            for record in _read_spill(Path(spill)):
+                if keep[index]:
+                    near.add(record.content, rank_key(record))
+                    bar.advance(task)
+                index += 1
+        result = near.result()
+        report.near_duplicates = len(result.survivors) - sum(result.survivors)
+        report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
+        rows, blob_of, index, survivor_index = [], {}, 0, 0
+        pending: list[tuple[SourceFile, int | None]] = []
+        for spill in spills:
+            for record in _read_spill(Path(spill)):
+                if keep[index]:
+                    if result.survivors[survivor_index]:
+                        pending.append((record, result.cluster_of[survivor_index]))
+                    if result.cluster_of[survivor_index] == survivor_index:
+                        blob_of[survivor_index] = record.blob_id
+                    survivor_index += 1
+                index += 1
+        for record, cluster in pending:
+            record.near_dup_cluster = blob_of.get(cluster) if cluster is not None else None
+            rows.append(record.row())
+        staging = Path(tmp) / "out"
+        staging.mkdir()
+        task = bar.add_task("publish", total=len(rows))
+        counts = {"files_in": report.files_in, "exact_duplicates": report.exact_duplicates,
+                  "near_duplicates": report.near_duplicates,
+                  "dropped": {s.name: dict(s.dropped) for s in merged if s.dropped},
+                  "pii": dict(next((s.counters for s in merged if s.name == "pii"), {}))}  # fmt: skip
+        report.manifest = write_dataset(rows, staging, version, config.to_dict(), counts, config.shard_rows)
+        bar.update(task, completed=len(rows))
+        report.files_out = len(rows)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(staging), out)
+    return report

@@ -1,0 +1,124 @@
+"""Exact and near deduplication over a whole build, keeping one survivor per group.
+
+Survivors are chosen by one documented ranking: permissive licence first, then the
+higher user-given ``priority`` (e.g. stars), then repository name and path
+(alphabetical). Near dedup keeps only signatures in memory, never contents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runstack.datasets_hub.config import MinHashConfig
+from runstack.datasets_hub.minhash import bottom_k, bottom_k_jaccard, candidate_pairs, shingle_hashes, signatures
+from runstack.datasets_hub.record import SourceFile
+
+BATCH_BYTES = 4 << 20
+
+
+def rank_key(record: SourceFile) -> tuple[Any, ...]:
+    """Smaller wins: permissive first, then higher priority, then repo name and path."""
+    return (record.license_type != "permissive", -record.priority, record.repo_name, record.path)
+
+
+def exact_survivors(items: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[bool], int]:
+    """For (sha256, rank key) per record: which records survive, and how many were dropped."""
+    best: dict[str, int] = {}
+    for i, (digest, key) in enumerate(items):
+        current = best.get(digest)
+        if current is None or key < items[current][1]:
+            best[digest] = i
+    keep = [False] * len(items)
+    for i in best.values():
+        keep[i] = True
+    return keep, len(items) - len(best)
+
+
+class UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class NearDedupResult:
+    survivors: list[bool]
+    cluster_of: list[int | None]  # index of the cluster's survivor, for members of clusters of 2+
+    candidate_pairs: int
+    verified_pairs: int
+
+
+class NearDeduplicator:
+    """Collects signatures batch by batch, then clusters verified LSH candidate pairs.
+
+    Per document it keeps a MinHash signature (for LSH) and a bottom-k sketch of its
+    shingle hashes (``config.verify_k`` values) that verifies candidate pairs: exact
+    Jaccard for documents with at most k shingles, a tighter estimate than the signature
+    for larger ones. Memory is bounded by these sketches, never by contents.
+    """
+
+    def __init__(self, config: MinHashConfig) -> None:
+        self.config = config
+        self._sketches: list[np.ndarray] = []
+        self._sigs: list[np.ndarray] = []
+        self._keys: list[tuple[Any, ...]] = []
+        self._texts: list[str] = []
+        self._pending = 0
+
+    def add(self, content: str, key: tuple[Any, ...]) -> None:
+        self._texts.append(content)
+        self._keys.append(key)
+        self._pending += len(content)
+        if self._pending >= BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._texts:
+            hashes, docs = shingle_hashes(self._texts, self.config.ngram)
+            self._sigs.append(signatures(hashes, docs, len(self._texts), self.config.num_perm, self.config.seed))
+            self._sketches += bottom_k(hashes, docs, len(self._texts), self.config.verify_k)
+        self._texts, self._pending = [], 0
+
+    def signatures(self) -> np.ndarray:
+        self._flush()
+        if not self._sigs:
+            return np.zeros((0, self.config.num_perm), dtype=np.uint32)
+        return np.concatenate(self._sigs)
+
+    def result(self) -> NearDedupResult:
+        sigs = self.signatures()
+        n, cfg = len(sigs), self.config
+        pairs = candidate_pairs(sigs, cfg.bands, cfg.rows)
+        sketches, k = self._sketches, cfg.verify_k
+        similarity = np.array([bottom_k_jaccard(sketches[a], sketches[b], k) for a, b in pairs.tolist()])
+        verified = pairs[similarity >= cfg.threshold] if len(pairs) else pairs
+        groups = UnionFind(n)
+        for a, b in verified.tolist():
+            groups.union(a, b)
+        members: dict[int, list[int]] = {}
+        for i in range(n):
+            members.setdefault(groups.find(i), []).append(i)
+        survivors, cluster_of = [True] * n, [None] * n
+        for group in members.values():
+            if len(group) < 2:
+                continue
+            winner = min(group, key=lambda i: self._keys[i])
+            for i in group:
+                survivors[i] = i == winner
+                cluster_of[i] = winner
+        return NearDedupResult(survivors, cluster_of, len(pairs), len(verified))  # type: ignore[arg-type]

@@ -1,0 +1,194 @@
+"""Reading sources: local folders, git repositories (working tree or bare) and tar/zip archives.
+
+Nothing is extracted to disk: archive members are read in memory, and members whose
+names are absolute, contain ``..``, or are links are refused and counted. Files over the
+size limit, with NUL bytes, or undecodable (UTF-8, then charset-normalizer) are skipped
+with their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import subprocess
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from runstack.datasets_hub.pipeline import StepStats
+from runstack.datasets_hub.record import SourceFile
+from runstack.errors import InvalidArgumentError
+
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__"}
+
+
+def git_blob_id(data: bytes) -> str:
+    """The SHA-1 git gives these bytes as a blob."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def decode(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) or None when no encoding fits."""
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        return None
+    return str(best), best.encoding
+
+
+def _safe_member(name: str) -> bool:
+    pure = PurePosixPath(name.replace("\\", "/"))
+    return bool(name) and not pure.is_absolute() and ".." not in pure.parts and not re.match(r"^[A-Za-z]:", name)
+
+
+class Ingest:
+    """Turns sources into SourceFile records; ``stats`` counts files read and skip reasons."""
+
+    def __init__(self, max_file_bytes: int = 1 << 20) -> None:
+        self.max_file_bytes = max_file_bytes
+        self.stats = StepStats("ingest")
+
+    def _admit(self, path: str, data: bytes, repo: str, commit: str | None, priority: float) -> SourceFile | None:
+        self.stats.seen += 1
+        reason = None
+        if len(data) > self.max_file_bytes:
+            reason = f"over {self.max_file_bytes} bytes"
+        elif b"\x00" in data:
+            reason = "binary (NUL bytes)"
+        else:
+            decoded = decode(data)
+            if decoded is None:
+                reason = "undecodable"
+        if reason is not None:
+            self.stats.dropped[reason] += 1
+            return None
+        self.stats.kept += 1
+        text, encoding = decoded  # type: ignore[misc]
+        return SourceFile(content=text, path=path, repo_name=repo, blob_id=git_blob_id(data), commit=commit,
+                          src_encoding=encoding, length_bytes=len(data), priority=priority)  # fmt: skip
+
+    def read(self, source: str | os.PathLike[str], repo_name: str | None = None, revision: str | None = None,
+             priority: float = 0.0) -> Iterator[SourceFile]:  # fmt: skip
+        """Every admitted file of one source, in path order."""
+        path = Path(source)
+        name = repo_name or f"{path.resolve().parent.name}/{path.name.split('.')[0]}"
+        if path.is_dir() and ((path / ".git").exists() or (path / "HEAD").is_file() and (path / "objects").is_dir()):
+            yield from self._git(path, repo_name or _git_repo_name(path) or name, revision, priority)
+        elif path.is_dir():
+            yield from self._folder(path, name, priority)
+        elif path.is_file() and (tarfile.is_tarfile(path) or zipfile.is_zipfile(path)):
+            yield from self._archive(path, name, priority)
+        else:
+            raise InvalidArgumentError(
+                "source", str(source), "a folder, a git repository, or a .tar/.tar.gz/.zip archive"
+            )
+
+    def _folder(self, root: Path, repo: str, priority: float) -> Iterator[SourceFile]:
+        real_root = root.resolve()
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+            for name in sorted(files):
+                full = Path(folder) / name
+                if full.is_symlink() and not full.resolve().is_relative_to(real_root):
+                    self.stats.dropped["link outside the source"] += 1
+                    continue
+                if not full.is_file():
+                    continue
+                record = self._admit(full.relative_to(root).as_posix(), full.read_bytes(), repo, None, priority)
+                if record is not None:
+                    yield record
+
+    def _git(self, repo: Path, name: str, revision: str | None, priority: float) -> Iterator[SourceFile]:
+        def git(*args: str, data: bytes | None = None) -> bytes:
+            return subprocess.run(["git", "-C", str(repo), *args], input=data, capture_output=True, check=True).stdout
+
+        try:
+            commit = git("rev-parse", "--verify", f"{revision or 'HEAD'}^{{commit}}").decode().strip()
+        except subprocess.CalledProcessError as exc:
+            raise InvalidArgumentError(
+                "revision", revision or "HEAD", f"a commit in {repo} ({exc.stderr.decode().strip()})"
+            ) from exc
+        entries = []
+        for line in git("ls-tree", "-r", "-l", "-z", commit).split(b"\0"):
+            if not line:
+                continue
+            meta, path = line.split(b"\t", 1)
+            mode, kind, sha, size = meta.split()
+            if kind != b"blob" or mode in (b"120000", b"160000"):
+                self.stats.dropped["git link or submodule"] += 1
+                continue
+            if int(size) > self.max_file_bytes:
+                self.stats.seen += 1
+                self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
+                continue
+            entries.append((path.decode("utf-8", "surrogateescape"), sha.decode()))
+        entries.sort()
+        if not entries:
+            return
+        batch = git("cat-file", "--batch", data="".join(f"{sha}\n" for _, sha in entries).encode())
+        offset = 0
+        for path, sha in entries:
+            header_end = batch.index(b"\n", offset)
+            size = int(batch[offset:header_end].split()[2])
+            data = batch[header_end + 1 : header_end + 1 + size]
+            offset = header_end + 1 + size + 1
+            record = self._admit(path, data, name, commit, priority)
+            if record is not None:
+                record.blob_id = sha
+                yield record
+
+    def _archive(self, archive: Path, repo: str, priority: float) -> Iterator[SourceFile]:
+        members: list[tuple[str, bytes]] = []
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    if info.is_dir():
+                        continue
+                    is_link = stat.S_ISLNK(info.external_attr >> 16)
+                    if is_link or not _safe_member(info.filename):
+                        self.stats.dropped["archive entry escapes or links"] += 1
+                        continue
+                    if info.file_size > self.max_file_bytes:
+                        self.stats.seen += 1
+                        self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
+                        continue
+                    members.append((posixpath.normpath(info.filename), zf.read(info)))
+        else:
+            with tarfile.open(archive) as tf:
+                for info in tf:
+                    if info.isdir():
+                        continue
+                    if not info.isfile() or not _safe_member(info.name):
+                        self.stats.dropped["archive entry escapes or links"] += 1
+                        continue
+                    if info.size > self.max_file_bytes:
+                        self.stats.seen += 1
+                        self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
+                        continue
+                    handle = tf.extractfile(info)
+                    if handle is not None:
+                        members.append((posixpath.normpath(info.name), handle.read()))
+        for path, data in sorted(members):
+            record = self._admit(path, data, repo, None, priority)
+            if record is not None:
+                yield record
+
+
+def _git_repo_name(repo: Path) -> str | None:
+    """owner/name from the origin remote's URL, if there is one."""
+    try:
+        url = subprocess.run(["git", "-C", str(repo), "config", "--get", "remote.origin.url"], capture_output=True,
+                             text=True, check=False).stdout.strip()  # fmt: skip
+    except OSError:
+        return None
+    match = re.search(r"[:/]([^/:]+)/([^/]+?)(?:\.git)?/?$", url)
+    return f"{match.group(1)}/{match.group(2)}" if match else None

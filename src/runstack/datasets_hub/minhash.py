@@ -1,0 +1,253 @@
+"""MinHash signatures and LSH, vectorised with numpy, with datasketch's parameters and verbs.
+
+Shingles are word n-grams (words: runs of ``[A-Za-z0-9_]`` and non-ASCII bytes). Tokens are
+hashed for a whole batch of documents at once with a polynomial prefix-sum hash (wrapping
+uint64 arithmetic), n-grams combine consecutive token hashes, and signatures use one
+permutation hashing: each shingle hash picks one of ``num_perm`` bins and the bin keeps its
+minimum; empty bins are filled from the next non-empty bin (rotation densification). That
+is one hash per shingle instead of ``num_perm``, which is what makes it fast. The fraction of
+equal signature values estimates Jaccard similarity, as with datasketch's ``MinHash``; the
+hash values themselves differ from datasketch's (which hashes each shingle ``num_perm`` times).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+_U64 = np.uint64
+_MASK32 = _U64(0xFFFFFFFF)
+_EMPTY = np.uint32(0xFFFFFFFF)
+_Q = _U64(0x9E3779B97F4A7C15)  # odd: invertible modulo 2**64
+_Q_INV = _U64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
+_WORD = np.zeros(256, dtype=bool)
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+    _WORD[_c] = True
+_WORD[128:] = True
+_GRAM_MULT = np.array([0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F,
+                       0xE7037ED1A0B428DB, 0x8EBC6AF09C88C6E3, 0x589965CC75374CC3, 0x1D8E4E27C47D124F],
+                      dtype=np.uint64)  # fmt: skip
+
+
+_POWERS: list[np.ndarray] = []
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Q**i and Q**-i (mod 2**64) for i < n, computed once and grown as needed."""
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 1 << 22)
+        with np.errstate(over="ignore"):
+            _POWERS[:] = [np.cumprod(np.full(size, _Q, dtype=np.uint64)),
+                          np.cumprod(np.full(size, _Q_INV, dtype=np.uint64))]  # fmt: skip
+    return _POWERS[0][:n], _POWERS[1][:n]
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads every input bit over the output."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return h ^ (h >> _U64(31))
+
+
+def shingle_hashes(texts: Sequence[str | bytes], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word ``ngram`` of every text, and the text index of each.
+
+    A text with fewer than ``ngram`` words gives one shingle of all its words; one with
+    no words gives none.
+    """
+    if ngram > len(_GRAM_MULT):
+        raise ValueError(f"ngram={ngram} is more than {len(_GRAM_MULT)}")
+    raw = [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else t for t in texts]
+    joined = b"\x00".join(raw) + b"\x00"
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    doc_start = np.cumsum([0] + [len(r) + 1 for r in raw[:-1]]) if raw else np.zeros(0, dtype=np.int64)
+    word = _WORD[buf]
+    edge = np.diff(word.astype(np.int8), prepend=np.int8(0))
+    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    powers, inverse = _powers(len(buf))
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
+        np.cumsum(buf * powers, dtype=np.uint64, out=prefix[1:])
+        tokens = (prefix[ends] - prefix[starts]) * inverse[starts]
+    tokens = _mix(tokens)
+    token_doc = np.searchsorted(doc_start, starts, side="right") - 1
+    counts = np.bincount(token_doc, minlength=len(raw))
+    hashes, docs = [], []
+    n = len(tokens)
+    if n >= ngram:
+        with np.errstate(over="ignore"):
+            gram = np.zeros(n - ngram + 1, dtype=np.uint64)
+            for k in range(ngram):
+                gram += tokens[k : n - ngram + 1 + k] * _GRAM_MULT[k]
+        same_doc = token_doc[: n - ngram + 1] == token_doc[ngram - 1 :]
+        hashes.append(_mix(gram[same_doc]))
+        docs.append(token_doc[: n - ngram + 1][same_doc])
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if len(short):
+        first = np.searchsorted(token_doc, short)
+        with np.errstate(over="ignore"):
+            extra = np.array([(tokens[f : f + c] * _GRAM_MULT[:c]).sum(dtype=np.uint64)
+                              for f, c in zip(first, counts[short], strict=True)], dtype=np.uint64)  # fmt: skip
+        hashes.append(_mix(extra))
+        docs.append(short)
+    return np.concatenate(hashes), np.concatenate(docs)
+
+
+def signatures(hashes: np.ndarray, docs: np.ndarray, n_docs: int, num_perm: int = 256, seed: int = 1) -> np.ndarray:
+    """One-permutation MinHash signatures, shape (n_docs, num_perm), uint32.
+
+    A document without shingles gets an all-empty signature (equal to nothing but itself).
+    """
+    h = _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))
+    with np.errstate(over="ignore"):
+        bins = ((h >> _U64(32)) * _U64(num_perm)) >> _U64(32)
+    values = (h & _MASK32).astype(np.uint32)
+    flat = np.full(n_docs * num_perm, _EMPTY, dtype=np.uint32)
+    np.minimum.at(flat, docs.astype(np.int64) * num_perm + bins.astype(np.int64), values)
+    sig = flat.reshape(n_docs, num_perm)
+    filled = sig != _EMPTY
+    if filled.all() or n_docs == 0:
+        return sig
+    position = np.arange(num_perm)
+    index = np.where(filled, position, 2 * num_perm)
+    doubled = np.concatenate([index, np.where(filled, position + num_perm, 2 * num_perm)], axis=1)
+    nearest = np.minimum.accumulate(doubled[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
+    has_any = filled.any(axis=1)
+    nearest = np.where(has_any[:, None], nearest, position)
+    source = np.take_along_axis(sig, nearest % num_perm, axis=1)
+    with np.errstate(over="ignore"):
+        shifted = (source.astype(np.uint64) + (nearest - position).astype(np.uint64) * _U64(0x9E3779B1)) & _MASK32
+    return np.where(filled | ~has_any[:, None], sig, shifted.astype(np.uint32))
+
+
+def estimate_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b))
+
+
+def bottom_k(hashes: np.ndarray, docs: np.ndarray, n_docs: int, k: int) -> list[np.ndarray]:
+    """Per document, its ``k`` smallest distinct shingle hashes (all of them if it has fewer)."""
+    order = np.lexsort((hashes, docs))
+    hashes, docs = hashes[order], docs[order]
+    fresh = np.ones(len(hashes), dtype=bool)
+    fresh[1:] = (hashes[1:] != hashes[:-1]) | (docs[1:] != docs[:-1])
+    hashes, docs = hashes[fresh], docs[fresh]
+    bounds = np.searchsorted(docs, np.arange(n_docs + 1))
+    return [hashes[bounds[i] : min(bounds[i + 1], bounds[i] + k)].copy() for i in range(n_docs)]
+
+
+def bottom_k_jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Jaccard from two bottom-k sketches: exact when both documents have at most ``k`` shingles."""
+    union = np.union1d(a, b)[:k]
+    if len(union) == 0:
+        return 1.0
+    both = np.isin(union, a, assume_unique=True) & np.isin(union, b, assume_unique=True)
+    return float(both.sum() / len(union))
+
+
+class MinHash:
+    """datasketch-style MinHash: ``update(b)`` shingles one by one, ``jaccard(other)``.
+
+    ``MinHash.from_text(text, ngram=5)`` shingles a document in one vectorised call.
+    """
+
+    def __init__(self, num_perm: int = 256, seed: int = 1) -> None:
+        self.num_perm, self.seed = num_perm, seed
+        self._hashes: list[int] = []
+        self._signature: np.ndarray | None = None
+
+    def update(self, b: bytes) -> None:
+        self._hashes.append(int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little"))
+        self._signature = None
+
+    def update_batch(self, items: Iterable[bytes]) -> None:
+        for item in items:
+            self.update(item)
+
+    @classmethod
+    def from_text(cls, text: str | bytes, ngram: int = 5, num_perm: int = 256, seed: int = 1) -> MinHash:
+        hashes, _ = shingle_hashes([text], ngram)
+        mh = cls(num_perm, seed)
+        mh._signature = signatures(hashes, np.zeros(len(hashes), dtype=np.int64), 1, num_perm, seed)[0]
+        return mh
+
+    @property
+    def hashvalues(self) -> np.ndarray:
+        if self._signature is None:
+            hashes = np.array(self._hashes, dtype=np.uint64)
+            self._signature = signatures(hashes, np.zeros(len(hashes), dtype=np.int64), 1, self.num_perm, self.seed)[0]
+        return self._signature
+
+    def digest(self) -> np.ndarray:
+        return self.hashvalues.copy()
+
+    def jaccard(self, other: MinHash) -> float:
+        if (self.num_perm, self.seed) != (other.num_perm, other.seed):
+            raise ValueError("cannot compare MinHash with different num_perm or seed")
+        return estimate_jaccard(self.hashvalues, other.hashvalues)
+
+
+class MinHashLSH:
+    """datasketch-style LSH index: ``insert(key, minhash)``, ``query(minhash)`` -> candidate keys."""
+
+    def __init__(self, threshold: float = 0.7, num_perm: int = 256, params: tuple[int, int] = (32, 8)) -> None:
+        bands, rows = params
+        if bands * rows != num_perm:
+            raise ValueError(f"params b={bands} x r={rows} must multiply to num_perm={num_perm}")
+        self.threshold, self.num_perm, self.bands, self.rows = threshold, num_perm, bands, rows
+        self.tables: list[dict[bytes, list[Any]]] = [defaultdict(list) for _ in range(bands)]
+        self.keys: dict[Any, np.ndarray] = {}
+
+    def _band_keys(self, signature: np.ndarray) -> list[bytes]:
+        return [signature[i * self.rows : (i + 1) * self.rows].tobytes() for i in range(self.bands)]
+
+    def insert(self, key: Any, minhash: MinHash | np.ndarray) -> None:
+        signature = minhash.hashvalues if isinstance(minhash, MinHash) else minhash
+        if key in self.keys:
+            raise ValueError(f"key {key!r} is already in the index")
+        self.keys[key] = signature
+        for table, band in zip(self.tables, self._band_keys(signature), strict=True):
+            table[band].append(key)
+
+    def query(self, minhash: MinHash | np.ndarray) -> list[Any]:
+        signature = minhash.hashvalues if isinstance(minhash, MinHash) else minhash
+        found: dict[Any, None] = {}
+        for table, band in zip(self.tables, self._band_keys(signature), strict=True):
+            for key in table.get(band, ()):
+                found[key] = None
+        return list(found)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.keys
+
+
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_group: int = 64) -> np.ndarray:
+    """Index pairs (i < j) that share at least one LSH band; shape (n_pairs, 2).
+
+    Very large buckets link each member to its next ``max_group`` neighbours only.
+    """
+    n = len(sigs)
+    pairs = []
+    for band in range(bands):
+        chunk = np.ascontiguousarray(sigs[:, band * rows : (band + 1) * rows]).astype(np.uint64)
+        key = np.zeros(n, dtype=np.uint64)
+        for r in range(rows):
+            key = _mix(key ^ chunk[:, r])
+        order = np.argsort(key, kind="stable")
+        sorted_keys = key[order]
+        # Sorted: equal keys k apart mean the whole run between is one bucket.
+        for k in range(1, max_group + 1):
+            same = sorted_keys[:-k] == sorted_keys[k:]
+            if not same.any():
+                break
+            a, b = order[:-k][same], order[k:][same]
+            pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(pairs), axis=0)

@@ -1,0 +1,65 @@
+"""Pipeline steps in the datatrove style: a step is a generator over records.
+
+``PipelineStep.run(records, rank, world_size)`` yields records on; a ``Filter`` subclass
+writes one method, ``keep(record) -> bool | str`` (a string is the drop reason), and the
+base class owns the loop, the counters and the drop reasons.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from runstack.datasets_hub.record import SourceFile
+
+
+@dataclass
+class StepStats:
+    name: str
+    seen: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: StepStats) -> None:
+        self.seen += other.seen
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.counters.update(other.counters)
+
+
+class PipelineStep:
+    """A stage: reads records, yields records. Subclasses implement ``process``."""
+
+    name = "step"
+
+    def __init__(self) -> None:
+        self.stats = StepStats(self.name)
+
+    def process(self, record: SourceFile) -> SourceFile | str | None:
+        """Return the record (possibly changed), or a drop reason."""
+        return record
+
+    def run(self, records: Iterable[SourceFile], rank: int = 0, world_size: int = 1) -> Iterator[SourceFile]:
+        for record in records:
+            self.stats.seen += 1
+            result = self.process(record)
+            if isinstance(result, SourceFile):
+                self.stats.kept += 1
+                yield result
+            else:
+                self.stats.dropped[result or self.name] += 1
+
+
+class Filter(PipelineStep):
+    """A step that only decides: ``keep`` returns True, or False / a drop reason."""
+
+    def keep(self, record: SourceFile) -> bool | str:
+        raise NotImplementedError
+
+    def process(self, record: SourceFile) -> SourceFile | str | None:
+        verdict = self.keep(record)
+        if verdict is True:
+            return record
+        return verdict if isinstance(verdict, str) else self.name

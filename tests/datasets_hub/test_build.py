@@ -1,0 +1,105 @@
+"""The pipeline end to end on real git repositories made by the test."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from runstack.datasets_hub.build import Source, build
+from runstack.datasets_hub.config import BuildConfig
+from runstack.datasets_hub.optout import OptOutRegistry
+from runstack.datasets_hub.publish import diff, lookup
+
+
+def _rows(out):
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = []
+    for shard in manifest["shards"]:
+        rows += pq.read_table(out / shard["path"]).to_pylist()
+    return {(r["repo_name"], r["path"]): r for r in rows}
+
+
+def test_build_filters_dedups_redacts_and_publishes(repos, tmp_path):
+    out = tmp_path / "ds"
+    report = build([str(r) for r in repos], out, "v1", progress=False)
+    rows = _rows(out)
+    assert ("alice/alpha", "pkg/shared.py") in rows  # permissive copy wins the exact-duplicate group
+    assert ("bob/beta", "beta/shared.py") not in rows and ("bob/beta", "beta/main.py") not in rows  # GPL dropped
+    assert ("carol/gamma", "near.py") not in rows and report.near_duplicates >= 1
+    assert (
+        rows[("alice/alpha", "pkg/shared.py")]["near_dup_cluster"] == rows[("alice/alpha", "pkg/shared.py")]["blob_id"]
+    )
+    settings = rows[("alice/alpha", "pkg/settings.py")]["content"]
+    assert "<EMAIL>" in settings and "<IP_ADDRESS>" in settings and "127.0.0.1" in settings
+    assert "AKIAIOSFODNN7EXAMPLE" not in settings and "<PASSWORD>" in settings
+    core = rows[("alice/alpha", "pkg/core.py")]
+    assert (
+        core["language"] == "Python" and core["license_type"] == "permissive" and core["detected_licenses"] == ["MIT"]
+    )
+    assert core["commit"] and len(core["blob_id"]) == 40
+    assert rows[("alice/alpha", "tool.rs")]["language"] == "Rust"
+    assert rows[("alice/alpha", "node_modules/lib/index.js")]["is_vendor"] is True
+    assert rows[("carol/gamma", "spdx.py")]["detected_licenses"] == ["Apache-2.0", "MIT"]
+    assert rows[("carol/gamma", "web/app.js")]["detected_licenses"] == ["MIT"]  # from package.json
+    assert ("alice/alpha", "wide.py") not in rows and ("alice/alpha", "gen/api_pb2.py") not in rows
+    dropped = {s.name: dict(s.dropped) for s in report.steps}
+    assert dropped["ingest"] == {"binary (NUL bytes)": 1}
+    assert dropped["license"] == {"licence non_permissive": 3}
+    assert dropped["quality"] == {"line longer than 1000": 1, "auto-generated": 1}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["version"] == "v1" and manifest["counts"]["pii"]["EMAIL"] == 1
+    assert {s["config"] for s in manifest["shards"]} >= {"python", "rust", "javascript"}
+    card = (out / "README.md").read_text()
+    assert "config_name: default" in card and "config_name: python" in card and "path: data/python/*.parquet" in card
+
+
+def test_same_inputs_give_byte_identical_shards(repos, tmp_path):
+    build([str(r) for r in repos], tmp_path / "a", "v1", progress=False)
+    build([str(r) for r in repos], tmp_path / "b", "v1", progress=False)
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_optout_lookup_and_diff(repos, tmp_path):
+    build([str(r) for r in repos], tmp_path / "v1", "v1", progress=False)
+    registry = OptOutRegistry(tmp_path / "optout.jsonl")
+    assert registry.add("carol") and not registry.add("carol")
+    report = build([str(r) for r in repos], tmp_path / "v2", "v2", optout=registry, progress=False)
+    assert dict(report.steps[4].dropped) == {"opted out": 4}
+    version, files = lookup(tmp_path / "v1", "carol/gamma")
+    assert version == "v1" and {f["path"] for f in files} == {"spdx.py", "package.json", "web/app.js"}
+    assert lookup(tmp_path / "v2", "carol")[1] == []
+    changes = diff(tmp_path / "v1", tmp_path / "v2")
+    assert {r["repo_name"] for r in changes["removed"]} == {"carol/gamma"} and changes["added"] == []
+
+
+def test_parallel_workers_give_the_same_dataset(repos, tmp_path):
+    build([str(r) for r in repos], tmp_path / "one", "v1", progress=False)
+    build([str(r) for r in repos], tmp_path / "two", "v1", workers=2, progress=False)
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
+
+
+def test_output_folder_is_not_overwritten_by_accident(repos, tmp_path):
+    from runstack.errors import InvalidArgumentError
+
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "keep.txt").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="an empty or new folder"):
+        build([str(repos[0])], tmp_path / "ds", "v1", progress=False)
+    assert (tmp_path / "ds" / "keep.txt").exists()
+    with pytest.raises(InvalidArgumentError, match="source='/nope'"):
+        build(["/nope"], tmp_path / "x", "v1", progress=False)
+
+
+def test_priority_decides_exact_duplicates_among_equals(repos, tmp_path):
+    config = BuildConfig(keep_license_types=("permissive", "non_permissive", "no_license"))
+    sources = [Source(str(repos[0]), priority=1), Source(str(repos[1]), priority=100), Source(str(repos[2]))]
+    rows = _rows(_built := build(sources, tmp_path / "p", "v1", config=config, progress=False) and tmp_path / "p")
+    # beta's copy is GPL: permissive alpha still wins whatever the priority.
+    assert ("alice/alpha", "pkg/shared.py") in rows and ("bob/beta", "beta/shared.py") not in rows
+    assert ("bob/beta", "beta/main.py") in rows

@@ -1,0 +1,220 @@
+"""Each pipeline step on crafted inputs: drop reasons, path safety, licence rules, PII, dedup."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from runstack.datasets_hub.config import MinHashConfig, QualityConfig
+from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key
+from runstack.datasets_hub.ingest import Ingest, git_blob_id
+from runstack.datasets_hub.language import LanguageStep, detect
+from runstack.datasets_hub.licenses import LicenseStep, normalise
+from runstack.datasets_hub.minhash import MinHash, MinHashLSH, shingle_hashes
+from runstack.datasets_hub.pii import SecretScanner, redact
+from runstack.datasets_hub.quality import QualityFilter
+from runstack.datasets_hub.record import SourceFile
+from runstack.errors import InvalidArgumentError
+
+from .conftest import GPL, MIT
+
+
+def _record(path: str, content: str, repo: str = "o/r", **kw) -> SourceFile:
+    return SourceFile(content=content, path=path, repo_name=repo, blob_id=git_blob_id(content.encode()), **kw)
+
+
+def test_tar_and_zip_entries_that_escape_or_link_are_refused_and_counted(tmp_path):
+    tar_path = tmp_path / "code.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tf:
+        for name, data in (("ok/a.py", b"print(1)\n"), ("../evil.py", b"x=1\n"), ("/abs.py", b"x=2\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("ok/link.py")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    zip_path = tmp_path / "code.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("src/b.py", "print(2)\n")
+        zf.writestr("../../c.py", "print(3)\n")
+    ingest = Ingest()
+    assert [r.path for r in ingest.read(tar_path)] == ["ok/a.py"]
+    assert [r.path for r in ingest.read(zip_path)] == ["src/b.py"]
+    assert ingest.stats.dropped["archive entry escapes or links"] == 4
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "c.py").exists()
+
+
+def test_size_nul_and_encodings(tmp_path):
+    folder = tmp_path / "o" / "r"
+    folder.mkdir(parents=True)
+    (folder / "big.py").write_bytes(b"x = 1\n" * 100)
+    (folder / "nul.py").write_bytes(b"x = 1\x00\n")
+    (folder / "latin.py").write_bytes("# café olé, ça marche très bien — naïve façade\nx = 'é'\n".encode("cp1252"))
+    (folder / "ok.py").write_bytes(b"y = 2\n")
+    ingest = Ingest(max_file_bytes=300)
+    records = {r.path: r for r in ingest.read(folder)}
+    assert set(records) == {"latin.py", "ok.py"} and records["ok.py"].repo_name == "o/r"
+    assert records["latin.py"].src_encoding != "utf-8" and "café" in records["latin.py"].content
+    assert dict(ingest.stats.dropped) == {"over 300 bytes": 1, "binary (NUL bytes)": 1}
+    assert records["ok.py"].blob_id == git_blob_id(b"y = 2\n")
+    with pytest.raises(InvalidArgumentError, match="source="):
+        list(ingest.read(folder / "ok.py"))
+
+
+def test_git_blob_id_matches_git(repos):
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(repos[0]), "rev-parse", "HEAD:pkg/core.py"], capture_output=True, text=True)
+    records = {r.path: r for r in Ingest().read(repos[0])}
+    assert records["pkg/core.py"].blob_id == out.stdout.strip() == git_blob_id(records["pkg/core.py"].content.encode())
+    assert records["pkg/core.py"].repo_name == "alice/alpha"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "language", "strategy"),
+    [
+        ("a.py", b"import os\n", "Python", "extension"),
+        ("run", b"#!/usr/bin/env python3\nprint(1)\n", "Python", "shebang"),
+        ("Makefile", b"all:\n\techo hi\n", "Makefile", "filename"),
+        ("x.rs", b'fn main() { println!("hi"); }\n', "Rust", "content"),
+    ],
+)
+def test_language_strategies(path, content, language, strategy):
+    assert detect(path, content) == (language, strategy)
+
+
+def test_language_step_drops_unknown_and_flags_vendor():
+    step = LanguageStep()
+    out = list(step.run([_record("vendor/jquery/jquery.js", "var a = 1;\n"), _record("notes.zzz9", "qq\n")]))
+    assert [r.path for r in out] == ["vendor/jquery/jquery.js"] and out[0].is_vendor
+    assert dict(step.stats.dropped) == {"language not detected": 1}
+
+
+def _licences(files: dict[str, str]) -> dict[str, tuple[list[str], str]]:
+    step = LicenseStep(
+        permissive=("MIT", "Apache-2.0", "BSD-3-Clause"), keep_types=("permissive", "non_permissive", "no_license")
+    )
+    return {r.path: (r.detected_licenses, r.license_type) for r in step.run([_record(p, c) for p, c in files.items()])}
+
+
+def test_licence_rules_per_branch():
+    found = _licences({
+        "LICENSE": MIT, "a.py": "x = 1\n", "sub/b.py": "y = 2\n",
+        "gpl/COPYING": GPL, "gpl/c.py": "z = 3\n",
+        "mixed/d.py": "# SPDX-License-Identifier: GPL-3.0-only\nw = 4\n",
+        "npm/package.json": '{"license": "Apache-2.0"}', "npm/e.js": "var e;\n",
+    })  # fmt: skip
+    assert found["a.py"] == (["MIT"], "permissive") and found["sub/b.py"] == (["MIT"], "permissive")
+    assert found["gpl/c.py"] == (["GPL-3.0-only"], "non_permissive")  # nearest licence file wins
+    assert found["mixed/d.py"] == (["GPL-3.0-only", "MIT"], "non_permissive")
+    assert found["npm/e.js"] == (["Apache-2.0"], "permissive")
+    assert _licences({"x.py": "x = 1\n"})["x.py"] == ([], "no_license")
+
+
+def test_licence_evidence_and_normalisation():
+    step = LicenseStep(permissive=("MIT",), keep_types=("permissive",))
+    (record,) = [r for r in step.run([_record("LICENSE", MIT), _record("m.py", "x=1\n")]) if r.path == "m.py"]
+    assert record.license_evidence == [
+        {
+            "license": "MIT",
+            "file": "LICENSE",
+            "source": "license-file",
+            "score": 1.0,
+            "match": "permission is hereby granted, free of charge, to any person obtaining a copy",
+        }
+    ]
+    assert normalise("MIT OR Apache-2.0") == ["Apache-2.0", "MIT"] and normalise("no idea") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("x = '" + "a" * 1200 + "'\n", "line longer than 1000"),
+        (("y = '" + "b" * 150 + "'\n") * 5, "mean line length over 100"),
+        ("{}[]();;;,,,..  \n" * 20, "alphanumeric fraction under 0.25"),
+        ("# This file is auto-generated. Do not edit.\nx = 1\n", "auto-generated"),
+        (
+            "DATA = (\n"
+            + "    'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0'\n" * 20
+            + ")\n",
+            "encoded data",
+        ),
+    ],
+)
+def test_quality_filters_each_have_a_reason(content, reason):
+    step = QualityFilter(QualityConfig())
+    assert list(step.run([_record("f.py", content)])) == []
+    assert dict(step.stats.dropped) == {reason: 1}
+    assert list(step.run([_record("ok.py", "def f(x):\n    return x + 1\n")]))
+
+
+def test_pii_kinds_are_replaced_and_counted():
+    text = ("contact = 'jane.roe@corp.example.com'\nhosts = ['10.0.0.1', '172.16.5.4', '8.8.4.4', '127.0.0.1']\n"
+            "AWS = 'AKIAIOSFODNN7EXAMPLE'\nGH = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n"
+            "db_password = 'correct-horse-battery'\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"
+            "-----END RSA PRIVATE KEY-----\nversion = '1.2.3.4'\n")  # fmt: skip
+    out, counts = redact(text, SecretScanner())
+    assert counts == {"EMAIL": 1, "IP_ADDRESS": 2, "KEY": 3, "PASSWORD": 1}
+    assert "10.0.0.1" in out and "172.16.5.4" in out and "127.0.0.1" in out and "8.8.4.4" not in out
+    for secret in ("jane.roe@", "AKIAIOSFODNN7EXAMPLE", "ghp_abc", "correct-horse", "MIIEowIBAAKCAQEA"):
+        assert secret not in out
+
+
+def test_minhash_estimates_jaccard_and_lsh_finds_near_copies():
+    rng = random.Random(0)
+    words = [f"w{rng.randrange(5000)}" for _ in range(3000)]
+    a = " ".join(words)
+    b = " ".join(words[:2850] + [f"x{i}" for i in range(150)])
+    grams = lambda t: {tuple(t.split()[i : i + 5]) for i in range(len(t.split()) - 4)}  # noqa: E731
+    truth = len(grams(a) & grams(b)) / len(grams(a) | grams(b))
+    ma, mb = MinHash.from_text(a), MinHash.from_text(b)
+    assert abs(ma.jaccard(mb) - truth) < 0.08
+    lsh = MinHashLSH(threshold=0.7, num_perm=256)
+    lsh.insert("a", ma)
+    assert lsh.query(mb) == ["a"] and lsh.query(MinHash.from_text(" ".join(reversed(words)))) == []
+    manual = MinHash()
+    manual.update_batch(w.encode() for w in ["a", "b", "c"])
+    assert manual.jaccard(manual) == 1.0 and len(manual.digest()) == 256
+
+
+def test_shingles_do_not_cross_documents():
+    hashes, docs = shingle_hashes(["a b c d e", "f g h i j", "tiny"], ngram=5)
+    assert docs.tolist() == [0, 1, 2] and len(set(hashes.tolist())) == 3
+
+
+def test_minhash_config_is_checked():
+    with pytest.raises(InvalidArgumentError, match="bands x rows='32 x 4'"):
+        MinHashConfig(bands=32, rows=4)
+    with pytest.raises(InvalidArgumentError, match="threshold=1.5"):
+        MinHashConfig(threshold=1.5)
+
+
+def test_exact_dedup_ranking():
+    a = _record("z.py", "same\n", repo="big/repo", priority=10, license_type="no_license")
+    b = _record("a.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
+    c = _record("b.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
+    keep, dropped = exact_survivors([("h", rank_key(r)) for r in (a, b, c)])
+    assert keep == [False, True, False] and dropped == 2
+
+
+def test_near_dedup_clusters_crafted_copies():
+    rng = np.random.default_rng(0)
+    base = [" ".join(f"t{v}" for v in rng.integers(0, 10_000, 400)) for _ in range(5)]
+    docs = []
+    for i, text in enumerate(base):
+        words = text.split()
+        docs.append(text)
+        docs.append(" ".join(words[:390] + ["edit"] * 10))  # ~0.93 Jaccard with its base
+        if i == 0:
+            docs.append(" ".join(words[:200] + [f"n{k}" for k in range(200)]))  # ~0.33: not a duplicate
+    near = NearDeduplicator(MinHashConfig())
+    for i, text in enumerate(docs):
+        near.add(text, (False, 0, "r", f"{i:03d}"))
+    result = near.result()
+    assert result.survivors == [True, False, True] + [True, False] * 4
+    assert result.cluster_of[:3] == [0, 0, None] and result.verified_pairs == 5
