@@ -17,3 +17,12 @@ def test_import_pulls_in_no_framework():
         print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
         """)
     assert json.loads(proc.stdout) == []
+
+
+def test_datasets_hub_and_core_never_import_integrations():
+    proc = run_python("""
+        import json, sys
+        import runstack.datasets_hub.build, runstack.core.api, runstack.cli.main
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("runstack.integrations"))))
+        """)
+    assert json.loads(proc.stdout) == []

@@ -16,7 +16,8 @@ from typing import Any
 from runstack.core.api import Api, RunView
 from runstack.core.artifacts import Artifact
 from runstack.core.config import Config
-from runstack.core.media import Audio, Histogram, Html, Image, Table, Text
+from runstack.core.media import Audio, Histogram, Image
+from runstack.core.media_table import Html, Table, Text
 from runstack.core.noop import NoOpRun
 from runstack.core.run import Run
 from runstack.core.session import init

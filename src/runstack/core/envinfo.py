@@ -8,7 +8,6 @@ import platform
 import socket
 import subprocess
 import sys
-from importlib import metadata
 from typing import Any
 
 TRACKED_PACKAGES = ("runstack", "numpy", "torch", "lightning", "pytorch-lightning", "transformers", "keras",
@@ -41,6 +40,8 @@ def git_state(cwd: str | None = None) -> tuple[str | None, bool | None]:
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     """Versions of the ML packages installed here (read from metadata, nothing is imported)."""
+    from importlib import metadata
+
     versions = {}
     for name in TRACKED_PACKAGES:
         try:

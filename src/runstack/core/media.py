@@ -1,4 +1,5 @@
-"""Rich values for ``run.log``: Image, Histogram, Table, Audio, Text and Html.
+"""Rich values for ``run.log``: Image, Histogram and Audio here; Table, Text and Html in
+``media_table``.
 
 Each is logged like a scalar (``run.log({"samples": runstack.Image(x)})``) and comes back
 from ``history()`` as an object of the same class that loads its data. Files (PNG, WAV,
@@ -10,7 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +32,9 @@ def _to_numpy(value: Any) -> Any:
     if type(value).__module__.startswith("torch"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+MEDIA_TYPES: dict[str, type[Media]] = {}  # kind -> class, filled as subclasses are defined
 
 
 def _deferred(init: Any) -> Any:
@@ -58,6 +61,10 @@ class Media:
     kind: ClassVar[str]
     _path: Path | None = None
     _error: InvalidMetricError | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MEDIA_TYPES[cls.kind] = cls
 
     @property
     def path(self) -> Path | None:
@@ -222,84 +229,6 @@ class Histogram(Media):
         return f"Histogram({len(self.counts)} bins over [{self.bins[0]:g}, {self.bins[-1]:g}])"
 
 
-def _cell_type(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Media):
-        return value.kind
-    return "other"
-
-
-class Table(Media):
-    """Rows under named, typed columns; from ``columns`` + ``data`` or a pandas DataFrame.
-
-    Cells may be numbers, bools, strings, None or media (e.g. Images). Each column has one
-    type (plus nulls).
-    """
-
-    kind = "table"
-
-    @_deferred
-    def __init__(self, columns: list[str] | None = None, data: list[list[Any]] | None = None,
-                 dataframe: Any = None) -> None:  # fmt: skip
-        if dataframe is not None:
-            columns = [str(c) for c in dataframe.columns]
-            data = dataframe.astype(object).where(dataframe.notna(), None).values.tolist()
-        if not columns:
-            raise _bad("table", columns, "a table needs column names: Table(columns=[...], data=[[...], ...])")
-        if len(set(columns)) != len(columns):
-            raise _bad("table", columns, "column names must be unique")
-        if not data:
-            raise _bad("table", data, "the table is empty: add at least one row")
-        rows = []
-        for i, row in enumerate(data):
-            if len(row) != len(columns):
-                raise _bad("table", row, f"row {i} has {len(row)} values, expected {len(columns)} (columns {columns})")
-            rows.append([v.item() if hasattr(v, "item") and getattr(v, "ndim", 1) == 0 else v for v in row])
-        types = []
-        for j, name in enumerate(columns):
-            kinds = {_cell_type(row[j]) for row in rows} - {"null"}
-            if "other" in kinds or len(kinds) > 1:
-                raise _bad(
-                    "table",
-                    [row[j] for row in rows][:5],
-                    f"column {name!r} mixes {sorted(kinds)}: use one type per column",
-                )
-            types.append(kinds.pop() if kinds else "null")
-        self.columns, self.types, self.data = list(columns), types, rows
-
-    def encode(self, blobs: BlobStore) -> dict[str, Any]:
-        cells = [[v.encode(blobs) if isinstance(v, Media) else v for v in row] for row in self.data]
-        body = json.dumps({"columns": self.columns, "types": self.types, "rows": cells}, sort_keys=True).encode()
-        digest, _, _ = blobs.put_bytes(body)
-        return {"_type": self.kind, "sha256": digest, "nrows": len(self.data), "columns": self.columns}
-
-    @classmethod
-    def decode(cls, ref: dict[str, Any], blobs: BlobStore) -> Table:
-        body = json.loads(blobs.path(ref["sha256"]).read_bytes())
-        rows = [[decode(v, blobs) if isinstance(v, dict) and "_type" in v else v for v in row] for row in body["rows"]]
-        table = cls(body["columns"], rows)
-        table._path = blobs.path(ref["sha256"])
-        return table
-
-    def to_pandas(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.data, columns=self.columns)
-
-    def _identity(self) -> Any:
-        return (self.columns, self.types, [[repr(v) if isinstance(v, Media) else v for v in r] for r in self.data])
-
-    def __repr__(self) -> str:
-        return f"Table({len(self.data)} rows x {self.columns})"
-
-
 class Audio(Media):
     """Audio from a numpy array (frames, or frames x channels) and a sample rate; stored as WAV.
 
@@ -366,57 +295,8 @@ class Audio(Media):
         return f"Audio({self.frames} frames x {self.channels} ch @ {self.sample_rate} Hz)"
 
 
-class Text(Media):
-    """A piece of text, kept inline in the history."""
-
-    kind = "text"
-
-    @_deferred
-    def __init__(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise _bad("text", text, f"{type(text).__name__} is not a str")
-        self.text = text
-
-    def encode(self, blobs: BlobStore) -> dict[str, Any]:
-        return {"_type": self.kind, "text": self.text}
-
-    @classmethod
-    def decode(cls, ref: dict[str, Any], blobs: BlobStore) -> Text:
-        return cls(ref["text"])
-
-    def __repr__(self) -> str:
-        return f"Text({self.text[:40]!r})"
-
-
-class Html(Media):
-    """An HTML document or fragment, stored as a file."""
-
-    kind = "html"
-
-    @_deferred
-    def __init__(self, html: str) -> None:
-        if not isinstance(html, str):
-            raise _bad("html", html, f"{type(html).__name__} is not a str of HTML")
-        self.html = html
-
-    def encode(self, blobs: BlobStore) -> dict[str, Any]:
-        digest, _, _ = blobs.put_bytes(self.html.encode())
-        return {"_type": self.kind, "sha256": digest}
-
-    @classmethod
-    def decode(cls, ref: dict[str, Any], blobs: BlobStore) -> Html:
-        path = blobs.path(ref["sha256"])
-        html = cls(path.read_text(encoding="utf-8"))
-        html._path = path
-        return html
-
-    def __repr__(self) -> str:
-        return f"Html({len(self.html)} chars)"
-
-
-MEDIA_TYPES: dict[str, type[Media]] = {cls.kind: cls for cls in (Image, Histogram, Table, Audio, Text, Html)}
-
-
 def decode(ref: dict[str, Any], blobs: BlobStore) -> Media:
     """The media object a stored reference stands for."""
+    import runstack.core.media_table  # noqa: F401 - registers Table, Text and Html
+
     return MEDIA_TYPES[ref["_type"]].decode(ref, blobs)

@@ -16,7 +16,7 @@ import stat
 import subprocess
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from runstack.datasets_hub.pipeline import StepStats
@@ -148,35 +148,28 @@ class Ingest:
 
     def _archive(self, archive: Path, repo: str, priority: float) -> Iterator[SourceFile]:
         members: list[tuple[str, bytes]] = []
+
+        def admit_entry(name: str, size: int, plain_file: bool, read: Callable[[], bytes | None]) -> None:
+            if not plain_file or not _safe_member(name):
+                self.stats.dropped["archive entry escapes or links"] += 1
+            elif size > self.max_file_bytes:
+                self.stats.seen += 1
+                self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
+            elif (data := read()) is not None:
+                members.append((posixpath.normpath(name), data))
+
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
-                    if info.is_dir():
-                        continue
-                    is_link = stat.S_ISLNK(info.external_attr >> 16)
-                    if is_link or not _safe_member(info.filename):
-                        self.stats.dropped["archive entry escapes or links"] += 1
-                        continue
-                    if info.file_size > self.max_file_bytes:
-                        self.stats.seen += 1
-                        self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
-                        continue
-                    members.append((posixpath.normpath(info.filename), zf.read(info)))
+                    if not info.is_dir():
+                        is_link = stat.S_ISLNK(info.external_attr >> 16)
+                        admit_entry(info.filename, info.file_size, not is_link, lambda i=info: zf.read(i))
         else:
             with tarfile.open(archive) as tf:
-                for info in tf:
-                    if info.isdir():
-                        continue
-                    if not info.isfile() or not _safe_member(info.name):
-                        self.stats.dropped["archive entry escapes or links"] += 1
-                        continue
-                    if info.size > self.max_file_bytes:
-                        self.stats.seen += 1
-                        self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
-                        continue
-                    handle = tf.extractfile(info)
-                    if handle is not None:
-                        members.append((posixpath.normpath(info.name), handle.read()))
+                for entry in tf:
+                    if not entry.isdir():
+                        handle = lambda e=entry: f.read() if (f := tf.extractfile(e)) else None  # noqa: E731
+                        admit_entry(entry.name, entry.size, entry.isfile(), handle)
         for path, data in sorted(members):
             record = self._admit(path, data, repo, None, priority)
             if record is not None:
