@@ -1,7 +1,7 @@
 """How much a runstack ``log()`` call costs a training loop, and what it costs on disk.
 
 Logs 20,000 steps of 10 floats, timing every call, and the same loop appending to a
-Python list in the same run as the baseline. Then times finish(), measures bytes on
+Python list in the same run as the baseline; ``--trials`` times, alternating, all calls counted. Then times finish(), measures bytes on
 disk per scalar, and reads 1,000,000 points of one metric back.
 
     python bench/log_overhead.py [--steps 20000] [--read-points 1000000]
@@ -42,21 +42,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--read-points", type=int, default=1_000_000)
+    parser.add_argument("--trials", type=int, default=5, help="runs of --steps each, alternating with the baseline")
     args = parser.parse_args()
     rng = random.Random(0)
     keys = [f"train/metric_{i}" for i in range(10)]
     payloads = [{k: rng.random() for k in keys} for _ in range(args.steps)]
     with tempfile.TemporaryDirectory() as root:
-        gc.collect()
-        gc.disable()
-        baseline: list[dict] = []
-        base_ns = _timed(baseline.append, payloads)
-        run = runstack.init(project="bench", dir=root)
-        log_ns = _timed(run.log, payloads)
-        gc.enable()
-        t0 = time.perf_counter()
-        run.finish()
-        finish_ms = (time.perf_counter() - t0) * 1000
+        base_ns: list[int] = []
+        log_ns: list[int] = []
+        finish_ms: list[float] = []
+        for _ in range(args.trials):  # the machine is shared: several trials, every call counted
+            gc.collect()
+            gc.disable()
+            baseline: list[dict] = []
+            base_ns += _timed(baseline.append, payloads)
+            run = runstack.init(project="bench", dir=root)
+            log_ns += _timed(run.log, payloads)
+            gc.enable()
+            t0 = time.perf_counter()
+            run.finish()
+            finish_ms.append((time.perf_counter() - t0) * 1000)
         size = sum(p.stat().st_size for p in Path(run.dir).glob("history.*"))
         bytes_per_scalar = size / (args.steps * len(keys))
 
@@ -77,7 +82,7 @@ def main() -> None:
     print(
         f"log_overhead: p50 {p50:.2f} us, p99 {p99:.2f} us, mean {mean:.2f} us per log() of 10 floats"
         f" | list append p50 {b50:.2f} us (ratio {p50 / b50:.1f}x)"
-        f" | finish {finish_ms:.1f} ms | {bytes_per_scalar:.1f} bytes/scalar on disk"
+        f" | finish {statistics.median(finish_ms):.1f} ms (median of {args.trials}) | {bytes_per_scalar:.1f} bytes/scalar on disk"
         f" | read {args.read_points:,} points in {read_s:.3f} s"
     )
 

@@ -40,7 +40,9 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     language = next(step for step in report.steps if step.name == "language")
     decided = sum(v for k, v in language.counters.items() if k.startswith("strategy:"))
-    shares = ", ".join(f"{k[9:]} {100 * v / decided:.1f}%" for k, v in language.counters.most_common() if k.startswith("strategy:"))
+    shares = ", ".join(
+        f"{k[9:]} {100 * v / decided:.1f}%" for k, v in language.counters.most_common() if k.startswith("strategy:")
+    )
     print(f"pipeline_throughput: {rate:.2f} MB/s per core for the whole pipeline ({ingest_rate:.1f} MB/s ingest alone,"
           f" {ingest_rate / rate:.1f}x) | peak RSS {peak:.0f} MB | {size / 1e6:.0f} MB, {report.files_in} files in,"
           f" {report.files_out} out, {report.exact_duplicates} exact + {report.near_duplicates} near duplicates"

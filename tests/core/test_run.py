@@ -188,3 +188,19 @@ def test_bad_arguments_name_the_value(store_dir):
         run.log({"a": 1.0}, step=1.5)
     with pytest.raises(InvalidArgumentError, match="status='done'"):
         run.finish(status="done")
+
+
+def test_numpy_scalars_on_the_cached_fast_path_keep_values_and_types(store_dir):
+    run = runstack.init()
+    for i in range(3):  # the 2nd and 3rd calls take the cached path
+        run.log(
+            {"f32": np.float32(0.1) * i, "f64": np.float64(1e-300) * i, "i": np.int64(2**62) + i, "b": np.bool_(i % 2)}
+        )
+    frame = run.history()
+    assert frame["f32"].tolist() == [float(np.float32(0.1) * i) for i in range(3)]
+    assert frame["f64"].tolist() == [1e-300 * i for i in range(3)]
+    assert frame["i"].tolist() == [2**62 + i for i in range(3)] and frame["i"].dtype == np.int64
+    assert frame["b"].tolist() == [False, True, False] and frame["b"].dtype == bool
+    with pytest.raises(runstack.errors.InvalidMetricError, match="must fit in 64 bits"):
+        run.log({"f32": np.float32(1), "f64": np.float64(1), "i": np.uint64(2**64 - 1), "b": np.bool_(True)})
+    assert len(run.history()) == 3

@@ -52,15 +52,17 @@ def package_versions() -> dict[str, str]:
 
 
 def describe() -> dict[str, Any]:
-    """Catalogue columns describing this process."""
-    commit, dirty = git_state()
+    """Catalogue columns describing this process (cheap ones; see ``describe_slow``)."""
     pid = os.getpid()
     return {
         "host": socket.gethostname(),
         "pid": pid,
         "pid_started": process_started(pid),
-        "git_commit": commit,
-        "git_dirty": dirty,
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
-        "packages": dict(package_versions()),
     }
+
+
+def describe_slow() -> dict[str, Any]:
+    """The columns that cost subprocesses or file scans: recorded from a background thread."""
+    commit, dirty = git_state()
+    return {"git_commit": commit, "git_dirty": dirty, "packages": dict(package_versions())}

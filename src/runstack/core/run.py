@@ -42,9 +42,15 @@ class _Background(threading.Thread):
         self.target, self.stop = run, threading.Event()
 
     def run(self) -> None:
+        from runstack.core.envinfo import describe_slow
         from runstack.core.store import HEARTBEAT_S
 
         target, beat = self.target, time.monotonic()
+        if target._is_owner:
+            try:  # git and package versions: subprocesses kept off the path of init()
+                target._store.catalog.update_run(target.id, **describe_slow())
+            except Exception:  # noqa: BLE001 - a missing git commit must never kill training
+                pass
         while not self.stop.wait(FLUSH_S):
             target._writer.flush()
             if target._is_owner and time.monotonic() - beat >= HEARTBEAT_S:
@@ -218,10 +224,12 @@ class Run:
         if enc is None:
             enc = self._writer.define(len(self._by_shape) + 1, *shape)
             self._by_shape[shape] = enc
+        # Cacheable when the dict needs no conversion: plain values, or numpy scalars, which
+        # struct packs exactly (float64/float32 through __float__, integers through __index__).
         direct = (
             not media
             and flat.keys() == data.keys()
-            and all(type(a) is type(b) for a, b in zip(converted, data.values(), strict=False))
+            and all(type(a) is type(b) or _numpy_scalar(b) for a, b in zip(converted, data.values(), strict=False))
         )
         if direct:
             self._by_sig[sig] = enc
@@ -344,6 +352,11 @@ class Run:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.finish(exit_code=1 if exc_type is not None else 0)
+
+
+def _numpy_scalar(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ != "ndarray"
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

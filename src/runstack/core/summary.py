@@ -110,6 +110,14 @@ class Summary(MutableMapping[str, Any]):
         del self._explicit[key]
         self._on_change(dict(self._explicit))
 
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        """Set several values with one write."""
+        from runstack.core.config import to_json
+
+        merged = dict(other.items() if hasattr(other, "items") else other, **kwargs)
+        self._explicit.update({key: to_json(key, value) for key, value in merged.items()})
+        self._on_change(dict(self._explicit))
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._merged())
 

@@ -55,11 +55,14 @@ class RunstackCallback:
         run = self._owned.get()
         if best is None and self._first is not None:
             best = self.best[self._first][1], self.best[self._first][0]
+        summary: dict[str, Any] = {}
         if best is not None:
-            run.summary["best_iteration"], run.summary["best_score"] = best
+            summary["best_iteration"], summary["best_score"] = best
         if isinstance(model, lgb.Booster) and self.log_feature_importance:  # a CVBooster has one per fold
             gains = model.feature_importance(importance_type="gain")
-            run.summary["feature_importance"] = dict(zip(model.feature_name(), map(float, gains), strict=True))
+            summary["feature_importance"] = dict(zip(model.feature_name(), map(float, gains), strict=True))
+        if summary:
+            run.summary.update(summary)
         self._owned.finish()
 
 

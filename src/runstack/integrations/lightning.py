@@ -45,6 +45,8 @@ def build_logger(namespace: str) -> type:
         @property
         def experiment(self) -> Any:
             """The runstack run (created on first use; a NoOpRun on ranks other than 0)."""
+            if self._owned.run is not None:
+                return self._owned.run
             world = int(os.environ.get("WORLD_SIZE", "1"))
             return self._owned.get(rank_hint=(rank_zero.rank_zero_only.rank, world))
 
@@ -53,7 +55,7 @@ def build_logger(namespace: str) -> type:
             self.experiment.config.update(plain_config(params))
 
         def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-            self.experiment.log(metrics, step=step)
+            (self._owned.run or self.experiment).log(metrics, step=step)
 
         def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
             summary = self.experiment.summary

@@ -57,11 +57,10 @@ class RunstackCallback(xgb.callback.TrainingCallback):  # type: ignore[misc, nam
     def after_training(self, model: Any) -> Any:
         run = self._owned.get()
         if not hasattr(model, "cvfolds"):
-            for attr in ("best_iteration", "best_score"):
-                value = model.attr(attr)
-                if value is not None:
-                    run.summary[attr] = json.loads(value)
+            summary = {attr: json.loads(value) for attr in ("best_iteration", "best_score")
+                       if (value := model.attr(attr)) is not None}  # fmt: skip
             if self.importance_type:
-                run.summary["feature_importance"] = model.get_score(importance_type=self.importance_type)
+                summary["feature_importance"] = model.get_score(importance_type=self.importance_type)
+            run.summary.update(summary)
         self._owned.finish()
         return model
