@@ -188,22 +188,50 @@ def test_real_full_disk_on_a_small_tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mount)])
 
 
-def test_read_only_store_folder_is_a_clear_error(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    code = "import runstack, sys\ntry:\n    runstack.init(dir=sys.argv[1])\nexcept runstack.RunstackError as e:\n    print(type(e).__name__, e)\n"
-    if os.geteuid() == 0:  # root ignores permissions: try as an unprivileged user
-        locked.chmod(0o755)
-        tmp_path.chmod(0o755)
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-        Path(tmp_path.parent).chmod(Path(tmp_path.parent).stat().st_mode | 0o005)
-    else:
-        locked.chmod(0o555)
-        argv = [sys.executable]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    out = subprocess.run([*argv, "-c", code, str(locked / "store")], capture_output=True, text=True, env=env)
+def _as_unprivileged(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run code as an unprivileged user (root ignores file permissions)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HOME": "/tmp"}
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder under /tmp that an unprivileged user can traverse but not write."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="runstack-ro-"))
+    yield folder
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_read_only_store_folder_is_a_clear_error_and_stays_readable(shared_dir):
+    store = shared_dir / "store"
+    run = runstack.init(dir=store, config={"lr": 0.1})
+    for i in range(100):
+        run.log({"i": i})
+    run.finish()
+    if os.geteuid() != 0:
+        store.chmod(0o555)
+    for folder in (shared_dir, store, store / "runs", store / "runs" / run.id):
+        folder.chmod(0o755)
+    for file in store.rglob("*"):
+        if file.is_file():
+            file.chmod(0o644)
+    write = "import runstack, sys\ntry:\n    runstack.init(dir=sys.argv[1])\nexcept runstack.RunstackError as e:\n    print(type(e).__name__, e)\n"
+    out = _as_unprivileged(write, str(store))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("StoreError") and "choose a writable dir=" in out.stdout, out.stdout
+    assert (
+        out.stdout.startswith("StoreError") and "read-only" in out.stdout and "make the folder writable" in out.stdout
+    )
+    read = "import runstack, sys\nv = runstack.Api(sys.argv[1]).runs()[0]\nprint(v.status, v.config['lr'], len(v.history()))\n"
+    out = _as_unprivileged(read, str(store))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["finished", "0.1", "100"]
+    new = _as_unprivileged(write, str(shared_dir / "new-store"))
+    assert new.stdout.startswith("StoreError") and "cannot create the store folder (Permission denied)" in new.stdout
 
 
 def test_a_file_in_the_way_of_the_store(tmp_path):

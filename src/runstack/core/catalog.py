@@ -70,8 +70,10 @@ def dumps(value: Any) -> str:
 class Catalog:
     """The runs database of one store folder."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path, self.read_only = path, read_only
+        if read_only:
+            return
         # Switching a new database to WAL needs an exclusive lock that SQLite's busy handler does
         # not wait for, so processes creating the same store at once take turns on a file lock.
         try:
@@ -99,6 +101,8 @@ class Catalog:
                 raise StoreFormatError(path, f"catalogue v{row[0]} is newer than this runstack: upgrade runstack")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -113,8 +117,22 @@ class Catalog:
             raise StoreError(self.path, f"the catalogue is not a database ({exc}): move it away and rerun") from exc
         return con
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        # A WAL database in a folder we cannot write to: read it as an immutable snapshot
+        # when SQLite cannot create its shared-memory file there.
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                con = sqlite3.connect(f"file:{self.path}?{query}", uri=True, timeout=BUSY_TIMEOUT_S)
+                con.execute("SELECT 1 FROM runs LIMIT 1")
+                return con
+            except sqlite3.OperationalError as exc:
+                error = exc
+        raise StoreError(self.path, f"cannot read the catalogue ({error}): check the folder's permissions")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(self.path, "the store is open read-only: make the folder writable to change it")
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")

@@ -49,8 +49,20 @@ def _folder_bytes(path: Path) -> int:
 class Store:
     """A store folder: its catalogue and its runs' files."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, read_only: bool | None = None) -> None:
+        """Open (creating if needed) the store; ``read_only`` (default: when the folder is not
+        writable) opens an existing store for reading only."""
         self.root = resolve_root(root).absolute()
+        catalog = self.root / "catalog.db"
+        if read_only is None:
+            read_only = catalog.exists() and not os.access(self.root, os.W_OK)
+        self.read_only = read_only
+        if read_only:
+            if not catalog.exists():
+                raise StoreError(self.root, "there is no store here to read: check the path or RUNSTACK_DIR")
+            self.catalog = Catalog(catalog, read_only=True)
+            self.media = BlobStore(self.root / "media")
+            return
         try:
             (self.root / "runs").mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -95,6 +107,8 @@ class Store:
 
     def reconcile(self) -> list[str]:
         """Mark runs whose process died without finishing as ``crashed``; returns their ids."""
+        if self.read_only:
+            return []
         host, now, crashed = socket.gethostname(), time.time(), []
         for row in self.catalog.runs("WHERE status = 'running'"):
             if row["host"] == host and row["pid"] is not None:
