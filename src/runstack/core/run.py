@@ -171,26 +171,22 @@ class Run:
                 raise StepOrderError(step, self._last_step)
             if self._media:
                 self._write_media(step)
-                if enc is None:
-                    self._last_step = step
-                    if commit:
-                        self._step = step + 1
-                    return
-            try:
-                payload = enc.pack(enc.prefix, step, _now(), *vals)  # type: ignore[union-attr]
-            except struct.error:
-                self._explain_pack_error(data, step)
-                raise
-            w = self._writer
-            off = w.off
-            end = off + 8 + len(payload)
-            if end > w.cap:
-                w.grow(end)
-            w.mm[off:end] = _pack_header(len(payload), _crc32(payload)) + payload  # type: ignore[index]
-            w.off = end
-            if end > w.seal_at:
-                w.seal()
-            self._last[enc.sid] = (off, payload)  # type: ignore[union-attr]
+            if enc is not None:  # None when the call logged media only
+                try:
+                    payload = enc.pack(enc.prefix, step, _now(), *vals)
+                except struct.error:
+                    self._explain_pack_error(data, step)
+                    raise
+                w = self._writer
+                off = w.off
+                end = off + 8 + len(payload)
+                if end > w.cap:
+                    w.grow(end)
+                w.mm[off:end] = _pack_header(len(payload), _crc32(payload)) + payload  # type: ignore[index]
+                w.off = end
+                if end > w.seal_at:
+                    w.seal()
+                self._last[enc.sid] = (off, payload)
             self._last_step = step
             if commit:
                 self._step = step + 1
@@ -238,8 +234,7 @@ class Run:
 
     def _write_media(self, step: int) -> None:
         refs, self._media = self._media, {}
-        w = self._writer
-        w.append_media(step, _now(), refs)
+        self._writer.append_media(step, _now(), refs)
 
     def _explain_pack_error(self, data: dict[str, Any], step: Any) -> None:
         if not isinstance(step, int) or isinstance(step, bool):
