@@ -117,6 +117,12 @@ def _read_spill(path: Path) -> Iterator[SourceFile]:
                 return
 
 
+def _kept(spills: list[str], keep: list[bool]) -> Iterator[SourceFile]:
+    """The spilled records that survived exact deduplication, in spill order."""
+    records = (record for spill in spills for record in _read_spill(Path(spill)))
+    return (record for record, kept in zip(records, keep, strict=True) if kept)
+
+
 def build(sources: Sequence[Source | str], out: str | Path, version: str, config: BuildConfig | None = None,
           optout: OptOutRegistry | None = None, workers: int = 1, progress: bool = True,
           overwrite: bool = False) -> BuildReport:  # fmt: skip
@@ -162,27 +168,19 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         bar.update(task, completed=len(keys))
         near = NearDeduplicator(config.minhash)
         task = bar.add_task("near dedup signatures", total=sum(keep))
-        index = 0
-        for spill in spills:
-            for record in _read_spill(Path(spill)):
-                if keep[index]:
-                    near.add(record.content, rank_key(record))
-                    bar.advance(task)
-                index += 1
+        for record in _kept(spills, keep):
+            near.add(record.content, rank_key(record))
+            bar.advance(task)
         result = near.result()
         report.near_duplicates = len(result.survivors) - sum(result.survivors)
         report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
-        rows, blob_of, index, survivor_index = [], {}, 0, 0
+        rows, blob_of = [], {}
         pending: list[tuple[SourceFile, int | None]] = []
-        for spill in spills:
-            for record in _read_spill(Path(spill)):
-                if keep[index]:
-                    if result.survivors[survivor_index]:
-                        pending.append((record, result.cluster_of[survivor_index]))
-                    if result.cluster_of[survivor_index] == survivor_index:
-                        blob_of[survivor_index] = record.blob_id
-                    survivor_index += 1
-                index += 1
+        for i, record in enumerate(_kept(spills, keep)):
+            if result.survivors[i]:
+                pending.append((record, result.cluster_of[i]))
+            if result.cluster_of[i] == i:  # a cluster is named after its survivor's blob
+                blob_of[i] = record.blob_id
         for record, cluster in pending:
             record.near_dup_cluster = blob_of.get(cluster) if cluster is not None else None
             rows.append(record.row())
