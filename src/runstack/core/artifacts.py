@@ -206,7 +206,7 @@ class ArtifactRegistry:
             if digest != sha256_file(source)[0]:
                 raise ArtifactError(f"{str(source)!r} changed while it was being logged: log the artifact again")
         digest = artifact.digest
-        with self.store.catalog._tx() as con:
+        with self.store.catalog.transaction() as con:
             found = con.execute("SELECT version FROM artifact_versions WHERE name = ? AND digest = ?",
                                 (artifact.name, digest)).fetchone()  # fmt: skip
             if found is None:
@@ -228,12 +228,9 @@ class ArtifactRegistry:
         return artifact
 
     def aliases_of(self, name: str, version: int) -> list[str]:
-        con = self.store.catalog._connect()
-        try:
+        with self.store.catalog.reading() as con:
             rows = con.execute("SELECT alias FROM artifact_aliases WHERE name = ? AND version = ? ORDER BY alias",
                                (name, version)).fetchall()  # fmt: skip
-        finally:
-            con.close()
         return [r[0] for r in rows]
 
     def get(self, spec: str, run_id: str | None = None) -> Artifact:
@@ -242,8 +239,7 @@ class ArtifactRegistry:
         if match is None:
             raise ArtifactError(f"{spec!r} is not NAME, NAME:vN or NAME:ALIAS")
         name, alias = match["name"], match["alias"] or "latest"
-        con = self.store.catalog._connect()
-        try:
+        with self.store.catalog.reading() as con:
             if re.fullmatch(r"v\d+", alias):
                 version = int(alias[1:])
             else:
@@ -254,8 +250,6 @@ class ArtifactRegistry:
                 version = found[0]
             row = con.execute("SELECT type, description, metadata, manifest FROM artifact_versions "
                               "WHERE name = ? AND version = ?", (name, version)).fetchone()  # fmt: skip
-        finally:
-            con.close()
         if row is None:
             raise ArtifactError(f"no artifact {name}:v{version} in {self.store.root}: see `runstack artifact ls`")
         artifact = Artifact(name, row[0], row[1], json.loads(row[2]))
@@ -264,15 +258,14 @@ class ArtifactRegistry:
         artifact.version, artifact._blobs = version, self.blobs
         artifact.aliases = self.aliases_of(name, version)
         if run_id is not None:
-            with self.store.catalog._tx() as tx:
+            with self.store.catalog.transaction() as tx:
                 tx.execute("INSERT OR IGNORE INTO artifact_usage VALUES (?, ?, ?, 'input', ?)",
                            (run_id, name, version, time.time()))  # fmt: skip
         return artifact
 
     def versions(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every version (of one artifact), oldest first, with aliases, producer and consumers."""
-        con = self.store.catalog._connect()
-        try:
+        with self.store.catalog.reading() as con:
             where, params = ("WHERE name = ?", (name,)) if name else ("", ())
             rows = con.execute("SELECT name, version, type, digest, size, created_at, run_id FROM artifact_versions "
                                f"{where} ORDER BY name, version", params).fetchall()  # fmt: skip
@@ -282,8 +275,6 @@ class ArtifactRegistry:
             users: dict[tuple[str, int], list[str]] = {}
             for run_id, n, v in con.execute("SELECT run_id, name, version FROM artifact_usage WHERE role = 'input'"):
                 users.setdefault((n, v), []).append(run_id)
-        finally:
-            con.close()
         keys = ("name", "version", "type", "digest", "size", "created_at", "produced_by")
         out = [dict(zip(keys, row, strict=True)) for row in rows]
         for item in out:
@@ -293,11 +284,8 @@ class ArtifactRegistry:
 
     def gc(self, dry_run: bool = False) -> tuple[int, int]:
         """Remove blobs no version references; returns (blobs removed, bytes freed)."""
-        con = self.store.catalog._connect()
-        try:
+        with self.store.catalog.reading() as con:
             manifests = [json.loads(r[0]) for r in con.execute("SELECT manifest FROM artifact_versions")]
-        finally:
-            con.close()
         used = {e["sha256"] for m in manifests for e in m["entries"] if e["ref"] is None}
         unused = self.blobs.digests() - used
         freed = sum(self.blobs.path(d).stat().st_size for d in unused)

@@ -90,7 +90,7 @@ class Catalog:
 
     def _create(self) -> None:
         path = self.path
-        with self._tx() as con:
+        with self.transaction() as con:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
@@ -130,7 +130,8 @@ class Catalog:
         raise StoreError(self.path, f"cannot read the catalogue ({error}): check the folder's permissions")
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT) on a fresh connection."""
         if self.read_only:
             raise StoreError(self.path, "the store is open read-only: make the folder writable to change it")
         con = self._connect()
@@ -147,11 +148,20 @@ class Catalog:
         finally:
             con.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads, closed afterwards."""
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
     def create_run(self, row: dict[str, Any], tags: list[str]) -> None:
         """Insert a new run (and its project if new)."""
         row = {k: dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
         cols = ", ".join(row)
-        with self._tx() as con:
+        with self.transaction() as con:
             con.execute("INSERT OR IGNORE INTO projects VALUES (?, ?)", (row["project"], time.time()))
             con.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
             con.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", [(row["id"], t) for t in tags])
@@ -160,28 +170,25 @@ class Catalog:
         """Set some columns of one run."""
         values = [dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in fields.items()]
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._tx() as con:
+        with self.transaction() as con:
             con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values, run_id))
 
     def add_tags(self, run_id: str, tags: list[str]) -> None:
-        with self._tx() as con:
+        with self.transaction() as con:
             con.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", [(run_id, t) for t in tags])
 
     def delete_run(self, run_id: str) -> None:
-        with self._tx() as con:
+        with self.transaction() as con:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def runs(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows of the runs table as dicts (JSON columns decoded, ``tags`` added)."""
-        con = self._connect()
-        try:
+        with self.reading() as con:
             cur = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs {where}", params)
             rows = [dict(zip(RUN_COLUMNS, r, strict=False)) for r in cur.fetchall()]
             tags: dict[str, list[str]] = {}
             for run_id, tag in con.execute("SELECT run_id, tag FROM tags ORDER BY tag"):
                 tags.setdefault(run_id, []).append(tag)
-        finally:
-            con.close()
         for row in rows:
             for col in JSON_COLUMNS:
                 row[col] = json.loads(row[col]) if row[col] is not None else None
@@ -193,8 +200,5 @@ class Catalog:
         return rows[0] if rows else None
 
     def run_ids(self) -> set[str]:
-        con = self._connect()
-        try:
+        with self.reading() as con:
             return {r[0] for r in con.execute("SELECT id FROM runs")}
-        finally:
-            con.close()
