@@ -147,3 +147,14 @@ def test_references_are_recorded_not_copied(store_dir, tmp_path):
     entries = run.use_artifact("refs").manifest()["entries"]
     assert [e["path"] for e in entries] == ["big.bin", "data.parquet"]
     assert entries[0]["size"] == 100 and entries[1]["sha256"] is None and _blob_bytes(store_dir) == 0
+
+
+def test_file_changed_between_add_and_log_is_refused_and_not_stored(store_dir, tmp_path):
+    _files(tmp_path, {"w.bin": b"original"})
+    art = runstack.Artifact("moving", "model")
+    art.add_file(tmp_path / "w.bin")
+    (tmp_path / "w.bin").write_bytes(b"changed!")
+    run = runstack.init()
+    with pytest.raises(ArtifactError, match="changed while it was being logged"):
+        run.log_artifact(art)
+    assert _blob_bytes(store_dir) == 0 and ArtifactRegistry(Store(store_dir)).versions("moving") == []

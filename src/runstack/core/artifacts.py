@@ -202,8 +202,8 @@ class ArtifactRegistry:
             raise ArtifactError(f"aliases {aliases} may not look like versions (v0, v1, ...): choose another name")
         for path, source in artifact._sources.items():
             entry = artifact._entries[path]
-            digest, _, _ = self.blobs.put_file(source, entry.sha256)
-            if digest != sha256_file(source)[0]:
+            digest, _, _ = self.blobs.put_file(source, entry.sha256 or "")
+            if digest != entry.sha256:
                 raise ArtifactError(f"{str(source)!r} changed while it was being logged: log the artifact again")
         digest = artifact.digest
         with self.store.catalog.transaction() as con:

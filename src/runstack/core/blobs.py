@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from runstack.errors import StoreError
 
@@ -41,7 +42,8 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists()
 
-    def _place(self, digest: str, write: object) -> bool:
+    def _place(self, digest: str, write: Callable[[BinaryIO], bool]) -> bool:
+        """Write a blob through ``write`` unless it exists; ``write`` returning False discards it."""
         target = self.path(digest)
         if target.exists():
             return False
@@ -49,7 +51,10 @@ class BlobStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                write(handle)  # type: ignore[operator]
+                keep = write(handle)
+            if not keep:
+                os.unlink(tmp)
+                return False
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
         except OSError as exc:
@@ -61,20 +66,29 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> tuple[str, int, bool]:
         """Store ``data``; returns (digest, size, whether it was new)."""
         digest = hashlib.sha256(data).hexdigest()
-        return digest, len(data), self._place(digest, lambda handle: handle.write(data))
+        return digest, len(data), self._place(digest, lambda handle: handle.write(data) >= 0)
 
-    def put_file(self, source: Path, digest: str | None = None) -> tuple[str, int, bool]:
-        """Store a copy of ``source``; returns (digest, size, whether it was new)."""
-        if digest is None:
-            digest, size = sha256_file(source)
-        else:
-            size = source.stat().st_size
+    def put_file(self, source: Path, digest: str) -> tuple[str, int, bool]:
+        """Store a copy of ``source``, expected to hash to ``digest``, reading it once.
 
-        def copy(handle: object) -> None:
+        Returns (digest of the bytes read, size, whether a blob was written). A file whose
+        content no longer matches ``digest`` is not stored; the returned digest tells.
+        """
+        actual, size = digest, source.stat().st_size
+
+        def copy(handle: BinaryIO) -> bool:
+            nonlocal actual, size
+            hasher, size = hashlib.sha256(), 0
             with open(source, "rb") as src:
-                shutil.copyfileobj(src, handle)  # type: ignore[arg-type]
+                while chunk := src.read(CHUNK):
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    size += len(chunk)
+            actual = hasher.hexdigest()
+            return actual == digest
 
-        return digest, size, self._place(digest, copy)
+        written = self._place(digest, copy)  # runs copy(), which sets actual and size
+        return actual, size, written
 
     def verify(self, digest: str) -> bool:
         """Whether the blob exists and its content still hashes to its name."""
