@@ -47,7 +47,7 @@ class NoOpRun:
         from runstack.core.artifacts import ArtifactRegistry
         from runstack.core.store import Store
 
-        if self.status == "disabled" and self.rank.rank == 0:
+        if self.status == "disabled":
             raise RunStateError("this run is disabled: runstack.init(mode='local') to use artifacts")
         return ArtifactRegistry(Store(self.dir)).get(spec)
 

@@ -55,7 +55,7 @@ def build_logger(namespace: str) -> type:
             self.experiment.config.update(plain_config(params))
 
         def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-            (self._owned.run or self.experiment).log(metrics, step=step)
+            self.experiment.log(metrics, step=step)
 
         def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
             summary = self.experiment.summary
