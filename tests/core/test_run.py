@@ -142,11 +142,73 @@ def test_module_level_api(store_dir):
         run.log({"a": 2})
 
 
-def test_new_init_finishes_the_previous_run(store_dir):
+def test_several_runs_stay_open_and_module_log_acts_on_the_latest(store_dir):
+    first = runstack.init(name="mine")
+    second = runstack.init(name="logger's")
+    assert runstack.Api(store_dir).run(first.id).status == "running"
+    assert runstack.run is second
+    runstack.log({"a": 1})
+    first.log({"b": 2})
+    second.finish()
+    assert runstack.run is first  # the latest run still open is current again
+    runstack.log({"b": 3})
+    first.finish()
+    api = runstack.Api(store_dir)
+    assert list(api.run(second.id).history()["a"]) == [1]
+    assert list(api.run(first.id).history()["b"]) == [2, 3]
+    assert runstack.run is None
+
+
+def test_reinit_finish_previous_closes_open_runs(store_dir):
     first = runstack.init()
-    second = runstack.init()
+    second = runstack.init(reinit="finish_previous")
     assert runstack.Api(store_dir).run(first.id).status == "finished"
     assert runstack.run is second
+    with pytest.raises(InvalidArgumentError, match="reinit='sometimes'"):
+        runstack.init(reinit="sometimes")
+
+
+def test_init_with_the_id_of_a_run_open_here_returns_it(store_dir):
+    run = runstack.init(id="shared-1")
+    assert runstack.init(id="shared-1", resume="allow") is run
+    with pytest.raises(RunExistsError):
+        runstack.init(id="shared-1")
+    run.finish()
+    again = runstack.init(id="shared-1", resume="allow")
+    assert again is not run and again.step == 0 and not again.finished
+
+
+def test_a_log_method_bound_before_finish_raises_the_documented_error(store_dir):
+    run = runstack.init()
+    log = run.log
+    log({"a": 1})
+    run.finish()
+    with pytest.raises(RunStateError, match="is finished"):
+        log({"a": 2})
+
+
+@pytest.mark.parametrize("step", ["5", 1.5, 1j, True, 2**64, -(2**70), [3]])
+def test_bad_steps_raise_invalid_argument_and_leave_no_trace(store_dir, step):
+    from decimal import Decimal
+
+    run = runstack.init()
+    run.log({"a": 1.0}, step=0)
+    for bad in (step, Decimal(1)):
+        with pytest.raises(InvalidArgumentError, match="step="):
+            run.log({"a": 2.0, "img": runstack.Text("rejected")}, step=bad)
+    run.log({"a": 3.0}, step=4)
+    run.finish()
+    rows = runstack.Api(store_dir).run(run.id).history()
+    assert list(rows["_step"]) == [0, 4] and list(rows["a"]) == [1.0, 3.0]
+    assert "img" not in rows.columns  # the rejected call's media was never written
+
+
+def test_integer_like_steps_are_accepted(store_dir):
+    import numpy as np
+
+    run = runstack.init()
+    run.log({"a": 1}, step=np.int64(7))
+    assert run.step == 8
 
 
 def test_resume_continues_run_and_step(store_dir):

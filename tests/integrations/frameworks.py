@@ -73,7 +73,7 @@ def lightning(tmp: Path, fail: bool = False) -> Trained:
     try:
         trainer.fit(Regressor(), loader, torch.utils.data.DataLoader(data, batch_size=32))
     finally:
-        run_id = logger.experiment.id
+        run_id = logger.version
     import csv as csv_module
 
     reported: dict[str, dict[int, float]] = defaultdict(dict)
@@ -111,7 +111,7 @@ def transformers(tmp: Path, fail: bool = False) -> Trained:
     try:
         trainer.train()
     finally:
-        run_id = callback._owned.run.id
+        run_id = callback._owned.run_id
     reported: dict[str, dict[int, float]] = defaultdict(dict)
     for entry in trainer.state.log_history:
         for key, value in entry.items():
@@ -151,7 +151,7 @@ def keras(tmp: Path, fail: bool = False) -> Trained:
         history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0,
                             callbacks=[callback, fail_cb])  # fmt: skip
     finally:
-        run_id = callback._owned.run.id
+        run_id = callback._owned.run_id
     reported = {key: dict(enumerate(values)) for key, values in history.history.items()}
     return Trained(run_id, reported, {"fit.epochs": 3, "model.name": "tiny", "optimizer.learning_rate": 0.01},
                    {"loss": history.history["loss"][-1], "epoch": 2})  # fmt: skip
@@ -178,7 +178,7 @@ def xgboost(tmp: Path, fail: bool = False) -> Trained:
         booster = xgb.train(params, train, 20, evals=[(train, "train"), (valid, "valid")],
                             evals_result=evals_result, callbacks=[callback, FailAt()], verbose_eval=False)  # fmt: skip
     finally:
-        run_id = callback._owned.run.id
+        run_id = callback._owned.run_id
     reported = {f"{d}/{m}": dict(enumerate(v)) for d, ms in evals_result.items() for m, v in ms.items()}
     return Trained(run_id, reported, {"max_depth": 3, "eta": 0.3, "objective": "reg:squarederror"},
                    {"feature_importance": booster.get_score(importance_type="gain")})  # fmt: skip
@@ -206,7 +206,7 @@ def lightgbm(tmp: Path, fail: bool = False) -> Trained:
         booster = lgb.train(params, train, 20, valid_sets=[train, valid], valid_names=["training", "valid"],
                             callbacks=[lgb.record_evaluation(evals), callback, fail_at])  # fmt: skip
     finally:
-        run_id = callback._owned.run.id
+        run_id = callback._owned.run_id
     reported = {f"{d}/{m}": dict(enumerate(v)) for d, ms in evals.items() for m, v in ms.items()}
     gains = booster.feature_importance(importance_type="gain")
     best = int(np.argmin(evals["valid"]["l2"])) + 1
@@ -246,7 +246,7 @@ def accelerate(tmp: Path, fail: bool = False) -> Trained:
             reported["loss"][step] = loss.item()
             step += 1
     accelerator.end_training()
-    return Trained(tracker.tracker.id, dict(reported), {"lr": 0.05, "batch_size": 16}, {"phase": "train"})
+    return Trained(tracker._owned.run_id, dict(reported), {"lr": 0.05, "batch_size": 16}, {"phase": "train"})
 
 
 TRAINERS = {

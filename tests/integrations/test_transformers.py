@@ -34,10 +34,13 @@ def test_user_run_is_not_finished_and_args_rank_is_used(store_dir, tmp_path, mon
         global_step, best_metric, best_model_checkpoint = 3, None, None
 
     callback.on_log(args, State(), None, logs={"loss": 0.5, "learning_rate": 1e-3, "note": "text"})
-    callback.on_evaluate(args, State(), None, metrics={"eval_loss": 0.4, "epoch": 1.0})
+    evaluation = {"eval_loss": 0.4, "eval_runtime": 0.1, "eval_samples_per_second": 80.0, "epoch": 1.0}
+    callback.on_log(args, State(), None, logs=evaluation)  # Trainer.evaluate() logs, then calls on_evaluate
+    callback.on_evaluate(args, State(), None, metrics=evaluation)
     callback.on_train_end(args, State(), None)
     assert run.status == "running"
     frame = run.history()
-    assert frame.loc[0, "train/loss"] == 0.5 and frame.loc[0, "eval/loss"] == 0.4 and frame.loc[0, "_step"] == 3
+    assert frame["train/loss"].dropna().tolist() == [0.5] and frame["eval/loss"].dropna().tolist() == [0.4]
+    assert frame["_step"].tolist() == [3, 3] and "train/epoch" not in frame and "eval/epoch" not in frame
     assert run.summary["note"] == "text" and run.summary["global_step"] == 3
     run.finish()

@@ -32,11 +32,19 @@ class NoOpRun:
     def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
         """Does nothing."""
 
-    def finish(self, exit_code: int | None = None, status: str | None = None) -> None:
+    finished = False
+
+    def finish(self, exit_code: int | None = None, status: str | None = None, error: str | None = None) -> None:
         """Does nothing."""
         from runstack.core import session
 
         session.forget(self)
+
+    def begin_activity(self, what: str, on_close: Any = None) -> None:
+        """Does nothing."""
+
+    def end_activity(self) -> None:
+        """Does nothing."""
 
     def log_artifact(self, artifact: Any, aliases: list[str] | None = None) -> Any:
         """Does nothing: rank 0 logs artifacts."""

@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runstack.core import values as _values
@@ -80,8 +81,11 @@ class Run:
         self._by_shape: dict[tuple[tuple[str, ...], tuple[str, ...]], Encoder] = {}
         self._sig: tuple[Any, ...] = ()
         self._enc: Encoder | None = None
-        self._media: dict[str, Any] = {}
         self._step = 0
+        self._closed: str | None = None  # "finished", or "forked" in a fork child
+        # Training an integration started and has not ended: (what, completion check).
+        self._activity: tuple[str, Callable[[], bool] | None] | None = None
+        self._summary_cache: tuple[Any, dict[str, Any]] | None = None
         self._last_step = -(2**63)
         start = None
         if previous is not None:
@@ -94,7 +98,6 @@ class Run:
         self._writer = LogWriter(store.log_path(self.id, log_rank), log_rank, start)
         self.config = Config(row.get("config") or {}, self._save_config if self._is_owner else None)
         self.summary = Summary(self._computed_summary, dict(row.get("summary_set") or {}), self._save_summary)
-        self._finished = False
         self._pid = os.getpid()
         self._background = _Background(self)
         self._background.start()
@@ -133,7 +136,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        return "finished" if self._finished else "running"
+        return "running" if self._closed is None else "finished"
+
+    @property
+    def finished(self) -> bool:
+        """True once ``finish()`` has run (then ``runstack.init(id=run.id, resume="allow")`` continues it)."""
+        return self._closed is not None
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, name={self.name!r}, project={self.project!r}, step={self._step})"
@@ -154,29 +162,36 @@ class Run:
             InvalidMetricError: a key or value that cannot be stored (nothing is written).
             StepOrderError: a backwards step with ``strict_steps=True``.
         """
+        if self._closed is not None:
+            return self._log_when_closed()
         try:
             sig = (*data, *map(type, data.values()))
         except AttributeError:
             _values.flatten(data)  # not a dict: raises InvalidMetricError
             raise
         with self._lock:
+            if step is None:
+                step = self._step
+            elif type(step) is not int or not -(2**63) <= step < 2**63:
+                step = _values.check_step(step)
+            if step < self._last_step and self._strict:
+                raise StepOrderError(step, self._last_step)
             if sig == self._sig:
                 enc: Encoder | None = self._enc
                 vals: Any = data.values()
+                media = None
             else:
-                enc, vals = self._prepare(data, sig)
-            if step is None:
-                step = self._step
-            elif step < self._last_step and self._strict:
-                raise StepOrderError(step, self._last_step)
-            if self._media:
-                self._write_media(step)
+                enc, vals, media = self._prepare(data, sig)
+            payload = None
             if enc is not None:  # None when the call logged media only
                 try:
                     payload = enc.pack(enc.prefix, step, _now(), *vals)
                 except struct.error:
-                    self._explain_pack_error(data, step)
+                    self._explain_pack_error(data)
                     raise
+            if media:  # written only once the whole call is known to be valid
+                self._writer.append_media(step, _now(), media)
+            if payload is not None:
                 w = self._writer
                 off = w.off
                 end = off + 8 + len(payload)
@@ -186,21 +201,21 @@ class Run:
                 w.off = end
                 if end > w.seal_at:
                     w.seal()
-                self._last[enc.sid] = (off, payload)
+                self._last[enc.sid] = (off, payload)  # type: ignore[union-attr]
             self._last_step = step
             if commit:
                 self._step = step + 1
 
-    def _prepare(self, data: Any, sig: tuple[Any, ...]) -> tuple[Encoder | None, Any]:
+    def _prepare(self, data: Any, sig: tuple[Any, ...]) -> tuple[Encoder | None, Any, dict[str, Any] | None]:
         """The slow path: validate, flatten and convert; define a schema the first time.
 
-        Media values are stored (files by content hash) into ``self._media`` as references,
-        written by ``log`` as their own record at the same step.
+        Media values are stored (files by content hash) only after every scalar has been
+        checked, and returned as references that ``log`` writes as their own record.
         """
         enc = self._by_sig.get(sig)
         if enc is not None:
             self._sig, self._enc = sig, enc
-            return enc, data.values()
+            return enc, data.values(), None
         flat = _values.flatten(data)
         keys, codes, converted, media = [], [], [], {}
         for key, value in flat.items():
@@ -211,10 +226,11 @@ class Run:
             keys.append(key)
             codes.append(code)
             converted.append(plain)
+        refs = None
         if media:
-            self._media = {key: value.checked_encode(key, self._store.media) for key, value in media.items()}
+            refs = {key: value.checked_encode(key, self._store.media) for key, value in media.items()}
             if not keys:
-                return None, ()
+                return None, (), refs
         shape = (tuple(keys), tuple(codes))
         enc = self._by_shape.get(shape)
         if enc is None:
@@ -230,17 +246,9 @@ class Run:
         if direct:
             self._by_sig[sig] = enc
             self._sig, self._enc = sig, enc
-        return enc, converted
+        return enc, converted, refs
 
-    def _write_media(self, step: int) -> None:
-        refs, self._media = self._media, {}
-        self._writer.append_media(step, _now(), refs)
-
-    def _explain_pack_error(self, data: dict[str, Any], step: Any) -> None:
-        if not isinstance(step, int) or isinstance(step, bool):
-            raise InvalidArgumentError("step", step, "an int (or leave it out to use the run's step)")
-        if not -(2**63) <= step < 2**63:
-            raise InvalidArgumentError("step", step, "an int that fits in 64 bits")
+    def _explain_pack_error(self, data: dict[str, Any]) -> None:
         for key, value in _values.flatten(data).items():
             _values.classify(key, value)
         raise InvalidMetricError("<data>", data, "a value changed type during log(): log it again")
@@ -258,13 +266,18 @@ class Run:
         if step_metric is not None:
             spec["step_metric"] = _values.check_key(step_metric)
         self._metrics[name] = spec
+        self._summary_cache = None
         if self._is_owner:
             self._store.catalog.update_run(self.id, metrics=self._metrics)
 
     # -- summary and config persistence ----------------------------------------------------
     def _computed_summary(self) -> dict[str, Any]:
-        if self._metrics or self._finished:
-            return self._store.summarize(self.id, self._metrics)[0]
+        if self._metrics or self._closed is not None:
+            # Reading the history back is costly: reuse it until something new is written.
+            key = (self._writer.off, self._closed)
+            if self._summary_cache is None or self._summary_cache[0] != key:
+                self._summary_cache = key, self._store.summarize(self.id, self._metrics)[0]
+            return dict(self._summary_cache[1])
         out: dict[str, Any] = {}
         for sid, (_off, payload) in sorted(self._last.items(), key=lambda item: item[1][0]):
             enc = next(e for e in self._by_shape.values() if e.sid == sid)
@@ -300,35 +313,65 @@ class Run:
         return history_of(self._store, self.id, keys, x_axis, format)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def finish(self, exit_code: int | None = None, status: str | None = None) -> None:
+    def finish(self, exit_code: int | None = None, status: str | None = None, error: str | None = None) -> None:
         """Close the run: seal and sync the history, compute the summary, set the status.
 
         Args:
             exit_code: 0 (finished) or non-zero (failed), as with a process.
             status: "finished" or "failed"; overrides ``exit_code``.
+            error: what went wrong, stored with a failed run and shown by ``runstack show``.
+
+        A run closed while an integration's training has not reached its end (the training
+        raised, even if the script caught the exception) is marked failed.
         """
         if status is None:
             status = "failed" if exit_code else "finished"
         if status not in ("finished", "failed"):
             raise InvalidArgumentError("status", status, "'finished' or 'failed'")
+        if self._closed is not None:
+            return
+        if self._activity is not None and not self._activity_completed():  # outside the lock: it may log
+            status = "failed"
+            error = error or (
+                f"{self._activity[0]} did not reach its end: it raised an exception (handled by the calling code)"
+            )
+        self._activity = None
         with self._lock:
-            if self._finished:
+            if self._closed is not None:
                 return
-            self._finished = True
+            self._closed = "finished"
             self._background.stop.set()
             self._background.join()
             if self._system is not None:
                 self._system.close()
             self._writer.close()
-            self.log = self._log_after_finish  # type: ignore[method-assign]
         if self._is_owner:
             summary, last_ts = self._store.summarize(self.id, self._metrics)
-            self._store.catalog.update_run(self.id, status=status, ended_at=time.time(), summary=summary)
+            self._store.catalog.update_run(self.id, status=status, ended_at=time.time(), summary=summary,
+                                           error=error if status == "failed" else None)  # fmt: skip
         from runstack.core import session
 
         session.forget(self)
 
-    def _log_after_finish(self, data: Any, step: Any = None, commit: bool = True) -> None:
+    def begin_activity(self, what: str, on_close: Callable[[], bool] | None = None) -> None:
+        """An integration's training started: until ``end_activity``, finishing the run means
+        it failed, unless ``on_close()`` (asked then) says the training completed after all."""
+        self._activity = (what, on_close)
+
+    def end_activity(self) -> None:
+        """The training an integration started reached its end."""
+        self._activity = None
+
+    def _activity_completed(self) -> bool:
+        check = self._activity[1] if self._activity else None
+        try:
+            return bool(check()) if check is not None else False
+        except Exception:  # noqa: BLE001 - a broken check must not stop the run from closing
+            return False
+
+    def _log_when_closed(self) -> None:
+        if self._closed == "forked":
+            return  # a fork child (e.g. a DataLoader worker): the parent owns the run
         raise RunStateError(
             f"run {self.id!r} is finished: call runstack.init(id={self.id!r}, resume='allow') to log more"
         )
@@ -339,20 +382,17 @@ class Run:
         if self._system is not None:
             self._system.abandon()
         self._lock = threading.Lock()
-        self._finished = True
-        self.log = _ignore  # type: ignore[method-assign]
+        self._closed = "forked"
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.finish(exit_code=1 if exc_type is not None else 0)
+        self.finish(exit_code=1 if exc_type is not None else 0,
+                    error=f"{exc_type.__name__}: {exc}" if exc_type is not None else None)  # fmt: skip
 
 
 def _numpy_scalar(value: Any) -> bool:
     kind = type(value)
     return kind.__module__ == "numpy" and kind.__name__ != "ndarray"
 
-
-def _ignore(*args: Any, **kwargs: Any) -> None:
-    """log() in a forked child: the parent owns the run, so the child's calls are dropped."""

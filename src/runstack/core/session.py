@@ -23,7 +23,7 @@ from runstack.errors import InvalidArgumentError, RunExistsError, RunNotFoundErr
 
 AnyRun = Run | NoOpRun
 _current: AnyRun | None = None
-_live: list[Run] = []
+_live: list[AnyRun] = []  # open runs of this process, oldest first; the last is current
 _uncaught: list[BaseException] = []
 _hooks_installed = False
 _ADJECTIVES = ("amber", "brisk", "calm", "deep", "eager", "fair", "gentle", "hardy", "keen", "lucid", "mellow", "noble",
@@ -47,7 +47,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          notes: str | None = None, group: str | None = None, job_type: str | None = None, dir: str | None = None,
          id: str | None = None, resume: str = "never", mode: str | None = None, log_ranks: str = "zero",
          strict_steps: bool = False, rank_hint: tuple[int, int] | None = None, system_metrics: bool = True,
-         system_interval: float = 10.0) -> AnyRun:  # fmt: skip
+         system_interval: float = 10.0, reinit: str = "create_new") -> AnyRun:  # fmt: skip
     """Start (or resume) a run and make it the current one.
 
     Args:
@@ -65,6 +65,9 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
             (``$RUNSTACK_SYSTEM_METRICS=0`` turns it off); ``system_interval`` seconds apart.
         rank_hint: a framework's own (rank, world size); integrations pass it so that core's
             rank decision agrees with the framework's even where launcher variables mislead.
+        reinit: "create_new" (default: runs already open in this process stay open, and the
+            new one becomes current for ``runstack.log``) or "finish_previous" (finish them first).
+            ``id=`` of a run still open in this process returns that run (with ``resume``).
 
     Returns:
         A ``Run``, or a ``NoOpRun`` on ranks that do not log and in disabled mode.
@@ -77,6 +80,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     resume = _choose("resume", resume, ("never", "allow", "must"))
     mode = _choose("mode", mode or os.environ.get("RUNSTACK_MODE") or "local", ("local", "disabled"))
     log_ranks = _choose("log_ranks", log_ranks, ("zero", "all"))
+    if _choose("reinit", reinit, ("create_new", "finish_previous")) == "finish_previous":
+        for previous_run in reversed(list(_live)):
+            previous_run.finish()
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise InvalidArgumentError("tags", tags, "a list of strings, e.g. tags=['baseline']")
     project = project or os.environ.get("RUNSTACK_PROJECT") or "default"
     config_data = to_json("config", config if config is not None else {})
     if not isinstance(config_data, dict):
@@ -98,6 +106,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         previous = read_log(log_path) if log_path.exists() else None
         rank_row = {"id": run_id, "name": name or run_id, "project": project, "config": config_data}
         return _activate(Run(store, rank_row, info, info.rank, previous, strict_steps, sampling))
+    open_here = _open_in_process(store, run_id)
+    if open_here is not None:
+        if resume == "never":
+            raise RunExistsError(run_id)
+        return _activate(open_here)
     store.reconcile()
     existing = store.catalog.get_run(run_id)
     if existing is not None and resume == "never":
@@ -131,24 +144,39 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     return _activate(Run(store, row, info, 0, previous, strict_steps, sampling))
 
 
+def _open_in_process(store: Store, run_id: str) -> Run | None:
+    """The run with this id that this process has open in the same store, if any."""
+    for run in _live:
+        if isinstance(run, Run) and run.id == run_id and run._store.root == store.root and not run.finished:
+            return run
+    return None
+
+
 def _activate(run: AnyRun) -> AnyRun:
     global _current
     _install_hooks()
-    if _current is not None and _current is not run:
-        _current.finish()
+    if run in _live:
+        _live.remove(run)
+    _live.append(run)
     _current = run
-    if isinstance(run, Run):
-        _live.append(run)
     return run
 
 
 def forget(run: AnyRun) -> None:
-    """Called by ``finish()``: the run is no longer live or current."""
+    """Called by ``finish()``: the run is no longer open; the latest open run becomes current."""
     global _current
     if run in _live:
         _live.remove(run)
     if _current is run:
-        _current = None
+        _current = _live[-1] if _live else None
+
+
+def uncaught_error() -> str | None:
+    """``Type: message`` of the exception that is ending this process, if one is."""
+    if not _uncaught:
+        return None
+    exc = _uncaught[-1]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def current() -> AnyRun:
@@ -163,9 +191,9 @@ def current_or_none() -> AnyRun | None:
 
 
 def _finish_at_exit() -> None:
-    for run in list(_live):
-        if run._pid == os.getpid():
-            run.finish(exit_code=1 if _uncaught else 0)
+    for run in reversed(list(_live)):
+        if isinstance(run, Run) and run._pid == os.getpid():
+            run.finish(exit_code=1 if _uncaught else 0, error=uncaught_error())
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -174,8 +202,10 @@ def _excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
 
 
 def _after_fork_in_child() -> None:
+    # The current run stays current in the child, where its log() does nothing.
     for run in _live:
-        run._forked()
+        if isinstance(run, Run):
+            run._forked()
     _live.clear()
 
 

@@ -94,3 +94,22 @@ def classify(key: str, value: Any) -> tuple[str, int | float | bool]:
     else:
         reason = f"{kind.__name__} is not a number or bool: convert it, e.g. float(value)"
     raise InvalidMetricError(key, value, reason)
+
+
+def check_step(step: Any) -> int:
+    """``step`` as a Python int, or InvalidArgumentError naming it.
+
+    Integer-like scalars (numpy integers, a 0-d integer tensor) are accepted through
+    ``__index__``; bools, floats, strings and out-of-range numbers are not.
+    """
+    from runstack.errors import InvalidArgumentError
+
+    if isinstance(step, bool) or not hasattr(type(step), "__index__"):
+        raise InvalidArgumentError("step", step, "an int (or leave step out to use the run's own step)")
+    try:
+        value = step.__index__()
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a tensor with several elements
+        raise InvalidArgumentError("step", step, "a single int (or leave step out to use the run's own step)") from exc
+    if type(value) is not int or isinstance(value, bool) or not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidArgumentError("step", step, "an int between -2**63 and 2**63 - 1")
+    return value

@@ -1,4 +1,8 @@
-"""Hugging Face Accelerate: ``Accelerator(log_with=[RunstackTracker(project="llm")])``."""
+"""Hugging Face Accelerate: ``Accelerator(log_with="runstack")`` (or ``log_with=[RunstackTracker(...)]``).
+
+Importing this module registers the tracker by name, so ``log_with="runstack"`` and
+``log_with="all"`` pick it up after ``import runstack.integrations.accelerate``.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,22 @@ class RunstackTracker(tracking.GeneralTracker):  # type: ignore[misc, name-defin
     """A real ``GeneralTracker``: ``init_trackers`` config into config, ``accelerator.log``
     into history, ``end_training`` finishes the run. Rank is decided by runstack's core
     (told accelerate's process index), so every process may call it.
+
+    Args:
+        run_name: the project, as Accelerate passes ``init_trackers``' ``project_name`` first.
+        run: an existing run to log to (left open).
+        **init_kwargs: passed to ``runstack.init``; from ``init_trackers(..., init_kwargs={"runstack": {...}})``
+            when Accelerate builds the tracker by name.
     """
 
     name = "runstack"
     requires_logging_directory = False
     main_process_only = False
 
-    def __init__(self, run: Any = None, **init_kwargs: Any) -> None:
+    def __init__(self, run_name: str | None = None, run: Any = None, **init_kwargs: Any) -> None:
         super().__init__()
-        self._owned = OwnedRun(run, init_kwargs)
+        init_kwargs.setdefault("project", run_name)
+        self._owned = OwnedRun(run, init_kwargs, "accelerate")
 
     def start(self) -> None:
         partial = state.PartialState()
@@ -30,7 +41,7 @@ class RunstackTracker(tracking.GeneralTracker):  # type: ignore[misc, name-defin
 
     @property
     def tracker(self) -> Any:
-        if self._owned.run is None:
+        if self._owned.run is None or self._owned.run.finished:
             self.start()
         return self._owned.run
 
@@ -46,3 +57,9 @@ class RunstackTracker(tracking.GeneralTracker):  # type: ignore[misc, name-defin
 
     def finish(self) -> None:
         self._owned.finish()
+
+
+tracking.LOGGER_TYPE_TO_CLASS.setdefault(RunstackTracker.name, RunstackTracker)
+_available = getattr(tracking, "_available_trackers", None)  # what log_with="all" starts
+if isinstance(_available, list) and RunstackTracker.name not in _available:
+    _available.append(RunstackTracker.name)

@@ -13,17 +13,19 @@ class RunstackCallback(keras.callbacks.Callback):  # type: ignore[misc, name-def
     """Epoch metrics (train and ``val_``) at step = epoch; optional per-batch metrics.
 
     Args:
-        run: an existing run; otherwise one is started at train begin and finished at train end.
-        log_batches: also log every batch's metrics as ``batch/<name>`` at the global batch
-            step. The callback is ``async_safe``, so Keras keeps dispatching batches
-            asynchronously instead of waiting on every one for its logs.
+        run: an existing run (left open); otherwise one is started at train begin, finished
+            at train end, and continued by a later ``fit`` with the same callback (Keras
+            reuses callbacks; ``initial_epoch`` continues the epochs).
+        log_batches: also log every batch's metrics as ``batch/<name>`` at the global batch step.
+            Keras then waits for each batch's logs (the callback is not ``async_safe``), so
+            rows are written in step order.
     """
 
     def __init__(self, run: Any = None, log_batches: bool = False, **init_kwargs: Any) -> None:
         super().__init__()
-        self._owned = OwnedRun(run, init_kwargs)
+        self._owned = OwnedRun(run, init_kwargs, "keras")
         self.log_batches = log_batches
-        self.async_safe = True  # log() is thread-safe and takes the step from (epoch, batch)
+        self.async_safe = not log_batches  # batch rows from a thread pool would come out of order
         self._epoch = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -37,6 +39,7 @@ class RunstackCallback(keras.callbacks.Callback):  # type: ignore[misc, name-def
         run.config.update(config)
         if self.log_batches:
             run.define_metric("val_*", step_metric="epoch")
+        self._owned.begin("keras Model.fit()")
 
     def _batch_step(self, batch: int) -> int:
         return self._epoch * int(self.params.get("steps") or 0) + batch
@@ -53,4 +56,7 @@ class RunstackCallback(keras.callbacks.Callback):  # type: ignore[misc, name-def
         self._owned.get().log({**(logs or {}), "epoch": epoch}, step=step)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self._owned.finish()
+        self._owned.end()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_model"}

@@ -11,18 +11,26 @@ xgb = require("xgboost", "xgboost")
 
 
 def _params(config_json: str) -> dict[str, Any]:
-    """The leaf settings of XGBoost's saved config ("max_depth": 3, ...); numbers parsed."""
+    """The settings of XGBoost's saved config ("max_depth": 3, ...), numbers parsed; settings
+    held in lists (``eval_metric``) are kept as lists."""
     out: dict[str, Any] = {}
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, list):
+            return [parse(v) for v in value]
+        if not isinstance(value, str) or value in ("", "nan"):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
 
     def walk(node: Any) -> None:
         for key, value in node.items():
             if isinstance(value, dict):
                 walk(value)
-            elif isinstance(value, str) and key not in out:
-                try:
-                    out[key] = json.loads(value) if value not in ("", "nan") else value
-                except ValueError:
-                    out[key] = value
+            elif isinstance(value, str | list) and key not in out:
+                out[key] = parse(value)
 
     walk(json.loads(config_json))
     return out
@@ -31,15 +39,21 @@ def _params(config_json: str) -> dict[str, Any]:
 class RunstackCallback(xgb.callback.TrainingCallback):  # type: ignore[misc, name-defined]
     """Every ``evals_log`` metric per iteration (``<data>/<metric>``; under ``xgb.cv``
     ``-mean`` and ``-std``), best iteration/score and feature importance in the summary.
+
+    Each training is its own run (a new model), finished when training ends; trainings by one
+    callback, or by its copies (sklearn's ``clone`` in ``GridSearchCV``), share a group. With
+    ``run=`` every training logs into that run, which is left open.
     """
 
     def __init__(self, run: Any = None, importance_type: str | None = "gain", **init_kwargs: Any) -> None:
-        self._owned = OwnedRun(run, init_kwargs)
+        self._owned = OwnedRun(run, init_kwargs, "xgboost")
         self.importance_type = importance_type
 
     def before_training(self, model: Any) -> Any:
+        run = self._owned.new_run()
         booster = model.cvfolds[0].bst if hasattr(model, "cvfolds") else model
-        self._owned.get().config.update(_params(booster.save_config()))
+        run.config.update(_params(booster.save_config()))
+        self._owned.begin("xgboost training")
         return model
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[Any]]]) -> bool:
@@ -51,7 +65,8 @@ class RunstackCallback(xgb.callback.TrainingCallback):  # type: ignore[misc, nam
                     data[f"{dataset}/{name}-mean"], data[f"{dataset}/{name}-std"] = last
                 else:
                     data[f"{dataset}/{name}"] = last
-        self._owned.get().log(data, step=epoch)
+        if data:
+            self._owned.get().log(data, step=epoch)
         return False
 
     def after_training(self, model: Any) -> Any:
@@ -62,5 +77,5 @@ class RunstackCallback(xgb.callback.TrainingCallback):  # type: ignore[misc, nam
             if self.importance_type:
                 summary["feature_importance"] = model.get_score(importance_type=self.importance_type)
             run.summary.update(summary)
-        self._owned.finish()
+        self._owned.end()
         return model
