@@ -8,6 +8,7 @@
 import torch
 from accelerate import Accelerator
 
+import runstack
 from runstack.integrations.accelerate import RunstackTracker
 
 
@@ -34,3 +35,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # What this example logged, and where to look next.
+    latest = runstack.Api().runs(order="created_at")[-1]
+    print(f"logged run {latest.id} ({latest.status}) in project {latest.project!r}: see `runstack show {latest.id}`")

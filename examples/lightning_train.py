@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+import runstack
 from runstack.integrations.lightning import RunstackLogger
 
 
@@ -55,3 +56,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # What this example logged, and where to look next.
+    latest = runstack.Api().runs(order="created_at")[-1]
+    print(f"logged run {latest.id} ({latest.status}) in project {latest.project!r}: see `runstack show {latest.id}`")

@@ -20,3 +20,7 @@ for _step in range(100):
     run.log({"loss": loss.item()})
 runstack.unwatch(model)
 run.finish()
+
+# What this example logged, and where to look next.
+latest = runstack.Api().runs(order="created_at")[-1]
+print(f"logged run {latest.id} ({latest.status}) in project {latest.project!r}: see `runstack show {latest.id}`")

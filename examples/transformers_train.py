@@ -11,6 +11,7 @@ import tempfile
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
+import runstack
 from runstack.integrations.transformers import RunstackCallback
 
 
@@ -30,3 +31,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # What this example logged, and where to look next.
+    latest = runstack.Api().runs(order="created_at")[-1]
+    print(f"logged run {latest.id} ({latest.status}) in project {latest.project!r}: see `runstack show {latest.id}`")

@@ -23,8 +23,20 @@ from __future__ import annotations
 from typing import Any
 
 
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class RunstackError(Exception):
     """Root of every error runstack raises."""
+
+    def __reduce__(self) -> Any:
+        # The subclasses' constructors take the bad value, not the message: rebuild without calling
+        # them, so an error raised in a multiprocessing worker reaches the parent intact.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class InvalidArgumentError(RunstackError, ValueError):

@@ -266,3 +266,40 @@ def test_numpy_scalars_on_the_cached_fast_path_keep_values_and_types(store_dir):
     with pytest.raises(runstack.errors.InvalidMetricError, match="must fit in 64 bits"):
         run.log({"f32": np.float32(1), "f64": np.float64(1), "i": np.uint64(2**64 - 1), "b": np.bool_(True)})
     assert len(run.history()) == 3
+
+
+def test_summary_lookups_reuse_the_history_read_until_something_new_is_logged(store_dir, monkeypatch):
+    run = runstack.init()
+    run.define_metric("loss", summary="min")
+    for step in range(100):
+        run.log({"loss": 1.0 / (step + 1)})
+    calls = []
+    real = run._store.summarize
+    monkeypatch.setattr(run._store, "summarize", lambda *a: calls.append(1) or real(*a))
+    assert [run.summary["loss"] for _ in range(50)] == [0.01] * 50
+    assert len(calls) == 1
+    run.log({"loss": 0.001})
+    assert run.summary["loss"] == 0.001 and len(calls) == 2
+    run.define_metric("loss", summary="max")
+    assert run.summary["loss"] == 1.0 and len(calls) == 3
+
+
+def test_a_bound_log_in_a_fork_child_is_ignored_and_the_parent_keeps_logging(store_dir):
+    import os
+
+    run = runstack.init()
+    log = run.log
+    log({"a": 1})
+    pid = os.fork()
+    if pid == 0:  # the child: a DataLoader worker, say
+        try:
+            log({"a": 99})
+            runstack.log({"a": 98})
+            os._exit(0)
+        except BaseException:  # noqa: BLE001 - report any failure through the exit code
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    log({"a": 2})
+    run.finish()
+    assert runstack.Api(store_dir).run(run.id).history()["a"].tolist() == [1, 2]

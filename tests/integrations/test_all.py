@@ -50,13 +50,36 @@ def test_training_gives_one_finished_run_with_config_history_and_summary(framewo
         assert _close(view.summary[key], value), (key, view.summary.get(key), value)
 
 
+_CAUGHT = """
+import sys, pathlib
+from tests.integrations.frameworks import TRAINERS, Boom
+try:
+    TRAINERS[sys.argv[1]](pathlib.Path(sys.argv[2]), fail=True)
+except Boom:
+    print("caught")
+"""
+
+
 @pytest.mark.slow
-def test_failing_training_marks_the_run_failed(framework, tmp_path, store_dir):
-    code = "import sys, pathlib\nfrom tests.integrations.frameworks import TRAINERS\nTRAINERS[sys.argv[1]](pathlib.Path(sys.argv[2]), fail=True)\n"
+@pytest.mark.parametrize("caught", [False, True], ids=["uncaught", "caught"])
+def test_failing_training_marks_the_run_failed_with_its_error(framework, tmp_path, store_dir, caught):
+    if caught and framework == "accelerate":
+        pytest.skip("Accelerate has no end-of-training event (end_training is optional): see README")
+    code = _CAUGHT if caught else _CAUGHT.replace("try:\n    ", "").split("except")[0]
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "RUNSTACK_DIR": str(store_dir)}
     proc = subprocess.run([sys.executable, "-c", code, framework, str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode != 0 and "Boom" in proc.stderr, proc.stderr[-3000:]
+    if caught:
+        assert proc.returncode == 0 and "caught" in proc.stdout, proc.stderr[-3000:]
+    else:
+        assert proc.returncode != 0 and "Boom" in proc.stderr, proc.stderr[-3000:]
     (view,) = runstack.Api(store_dir).runs()
     assert view.status == "failed"
     assert len(view.history()) > 0
+    if caught and framework != "lightning":  # the exception never reached runstack: say what is known
+        assert "did not reach its end" in view.error, view.error
+    else:
+        assert view.error.startswith("Boom: training failed"), view.error
+    shown = subprocess.run([sys.executable, "-m", "runstack", "show", view.id], env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert view.error.split(":")[0] in shown.stdout, shown.stdout

@@ -16,7 +16,6 @@ pytest.importorskip("lightning")
 
 import torch  # noqa: E402
 from lightning.pytorch import LightningModule, Trainer  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
 import runstack  # noqa: E402
 from runstack.integrations.lightning import RunstackLogger  # noqa: E402

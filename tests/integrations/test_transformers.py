@@ -41,6 +41,6 @@ def test_user_run_is_not_finished_and_args_rank_is_used(store_dir, tmp_path, mon
     assert run.status == "running"
     frame = run.history()
     assert frame["train/loss"].dropna().tolist() == [0.5] and frame["eval/loss"].dropna().tolist() == [0.4]
-    assert frame["_step"].tolist() == [3, 3] and "train/epoch" not in frame and "eval/epoch" not in frame
+    assert frame["_step"].tolist() == [3] and "train/epoch" not in frame and "eval/epoch" not in frame
     assert run.summary["note"] == "text" and run.summary["global_step"] == 3
     run.finish()

@@ -395,4 +395,3 @@ class Run:
 def _numpy_scalar(value: Any) -> bool:
     kind = type(value)
     return kind.__module__ == "numpy" and kind.__name__ != "ndarray"
-

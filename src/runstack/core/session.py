@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from runstack.core import ranks
+from runstack.core import values as _values
 from runstack.core.config import to_json
 from runstack.core.envinfo import describe
 from runstack.core.logread import read_log
@@ -85,7 +86,9 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
             previous_run.finish()
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise InvalidArgumentError("tags", tags, "a list of strings, e.g. tags=['baseline']")
-    project = project or os.environ.get("RUNSTACK_PROJECT") or "default"
+    project = _values.check_project(project or os.environ.get("RUNSTACK_PROJECT") or "default")
+    if id is not None:
+        _values.check_run_id(id)
     config_data = to_json("config", config if config is not None else {})
     if not isinstance(config_data, dict):
         raise InvalidArgumentError("config", config, "a dict, dataclass or argparse.Namespace")

@@ -125,10 +125,23 @@ class Store:
             crashed.append(row["id"])
         return crashed
 
-    def delete_run(self, run_id: str) -> int:
-        """Remove a run from the catalogue and disk; returns the bytes freed."""
-        self.get(run_id)
+    def _owned_folder(self, run_id: str) -> Path | None:
+        """The run's folder if it lies directly in ``runs/`` (ids written by older versions, or by
+        hand, may point elsewhere: such a folder is never deleted)."""
+        runs = (self.root / "runs").resolve()
         folder = self.run_dir(run_id)
+        if folder.is_symlink() or folder.resolve().parent != runs or folder.name in ("", ".", ".."):
+            return None
+        return folder
+
+    def delete_run(self, run_id: str) -> int:
+        """Remove a run from the catalogue and disk; returns the bytes freed.
+
+        Raises StoreError (deleting nothing) when the id would lead outside ``runs/``."""
+        self.get(run_id)
+        folder = self._owned_folder(run_id)
+        if folder is None:
+            raise StoreError(self.root, f"run id {run_id!r} does not name a folder inside runs/: nothing was deleted")
         freed = _folder_bytes(folder) if folder.exists() else 0
         self.catalog.delete_run(run_id)
         shutil.rmtree(folder, ignore_errors=True)
@@ -138,8 +151,9 @@ class Store:
         """Mark crashed runs and remove run folders the catalogue no longer knows."""
         report = GcReport(crashed=[] if dry_run else self.reconcile())
         known = self.catalog.run_ids()
+        known_tops = {run_id.split("/")[0] for run_id in known}  # ids from older versions held a '/'
         for folder in sorted((self.root / "runs").iterdir()):
-            if folder.is_dir() and folder.name not in known:
+            if folder.is_dir() and not folder.is_symlink() and folder.name not in known | known_tops:
                 report.orphan_dirs.append(folder.name)
                 report.bytes_freed += _folder_bytes(folder)
                 if not dry_run:

@@ -113,3 +113,34 @@ def check_step(step: Any) -> int:
     if type(value) is not int or isinstance(value, bool) or not INT64_MIN <= value <= INT64_MAX:
         raise InvalidArgumentError("step", step, "an int between -2**63 and 2**63 - 1")
     return value
+
+
+def check_run_id(run_id: Any) -> str:
+    """A run id is a plain name (it becomes a folder): letters, digits, '.', '_', '-'."""
+    import re
+
+    from runstack.errors import InvalidArgumentError
+
+    if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", run_id):
+        raise InvalidArgumentError(
+            "id", run_id, "a plain name of letters, digits, '.', '_' or '-' (at most 128, no '/' or '..')"
+        )
+    return run_id
+
+
+def check_project(project: Any) -> str:
+    """A project name: printable text without path separators (integrations put it in paths)."""
+    from runstack.errors import InvalidArgumentError
+
+    if (
+        not isinstance(project, str)
+        or not project.strip()
+        or len(project) > 128
+        or project in (".", "..")
+        or any(ch in project for ch in "/\\")
+        or any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in project)
+    ):
+        raise InvalidArgumentError(
+            "project", project, "a name of at most 128 printable characters without '/' or '\\\\', not '.' or '..'"
+        )
+    return project

@@ -146,8 +146,7 @@ class OwnedRun:
         if previous is not None and not previous.finished:
             previous.finish()
         if previous is not None or self.copied:
-            group = self.init_kwargs.get("group") or self.family
-            overrides["group"] = group
+            group = overrides.setdefault("group", self.init_kwargs.get("group") or self.family)
             if previous is not None and not previous.disabled and "group" not in self.init_kwargs:
                 previous._store.catalog.update_run(previous.id, run_group=group)
             self.run_id = None  # a new model or trial: a new run

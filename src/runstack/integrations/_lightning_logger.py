@@ -234,4 +234,6 @@ def _per_item(name: str, values: Any, count: int) -> list[Any]:
 
 def _check_type(spec: str, artifact: Any, wanted: str | None) -> None:
     if wanted is not None and artifact.type != wanted:
-        raise ArtifactError(f"{spec} is of type {artifact.type!r}, not {wanted!r}: pass artifact_type={artifact.type!r}")
+        raise ArtifactError(
+            f"{spec} is of type {artifact.type!r}, not {wanted!r}: pass artifact_type={artifact.type!r}"
+        )

@@ -11,28 +11,25 @@ xgb = require("xgboost", "xgboost")
 
 
 def _params(config_json: str) -> dict[str, Any]:
-    """The settings of XGBoost's saved config ("max_depth": 3, ...), numbers parsed; settings
-    held in lists (``eval_metric``) are kept as lists."""
+    """The leaf settings of XGBoost's saved config ("max_depth": 3, ...), numbers parsed, plus
+    ``eval_metric``, which the config keeps as a list under ``learner.metrics``."""
     out: dict[str, Any] = {}
-
-    def parse(value: Any) -> Any:
-        if isinstance(value, list):
-            return [parse(v) for v in value]
-        if not isinstance(value, str) or value in ("", "nan"):
-            return value
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
 
     def walk(node: Any) -> None:
         for key, value in node.items():
             if isinstance(value, dict):
                 walk(value)
-            elif isinstance(value, str | list) and key not in out:
-                out[key] = parse(value)
+            elif isinstance(value, str) and key not in out:
+                try:
+                    out[key] = json.loads(value) if value not in ("", "nan") else value
+                except ValueError:
+                    out[key] = value
 
-    walk(json.loads(config_json))
+    config = json.loads(config_json)
+    walk(config)
+    metrics = config.get("learner", {}).get("metrics")
+    if metrics:
+        out["eval_metric"] = [m["name"] for m in metrics if isinstance(m, dict) and "name" in m]
     return out
 
 
