@@ -62,6 +62,7 @@ def bench(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("python", "bench/log_overhead.py", env=ENV)
     session.run("python", "bench/kill_recovery.py", env=ENV)
+    session.run("python", "bench/reliability.py", env=ENV)
     session.run("python", "bench/system_metrics.py", env=ENV)
 
 

@@ -68,7 +68,9 @@ def test_rm_and_gc_free_space(runner, logged, store_dir):
     (orphan / "history.0.rsl").write_bytes(b"x" * 1000)
     out = runner.invoke(main, ["gc", "--dry-run"])
     assert "would free 1,000 bytes" in out.output and orphan.exists()
-    out = runner.invoke(main, ["gc"])
+    out = runner.invoke(main, ["gc"], input="n\n")
+    assert out.exit_code != 0 and "delete 1 folder(s), 1,000 bytes?" in out.output and orphan.exists()
+    out = runner.invoke(main, ["gc"], input="y\n")
     assert "freed 1,000 bytes" in out.output and not orphan.exists()
     out = runner.invoke(main, ["rm", logged, "--yes"])
     assert out.exit_code == 0 and "removed 1 run(s)" in out.output

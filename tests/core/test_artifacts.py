@@ -61,17 +61,46 @@ def test_shared_files_are_stored_once_measured_in_bytes(store_dir, tmp_path):
     assert _blob_bytes(store_dir) == len(big) + 3 * (len(small) + 1)
 
 
-def test_download_hardlinks_verifies_and_detects_corruption(store_dir, tmp_path):
+def test_download_copies_by_default_so_writing_a_download_never_changes_the_store(store_dir, tmp_path):
+    data = _files(tmp_path / "d", {"w.bin": b"weights-v1"})
+    run = runstack.init()
+    art = runstack.Artifact("model", "model")
+    art.add_dir(data)
+    run.log_artifact(art)
+    target = run.use_artifact("model:latest").download(tmp_path / "out")
+    (target / "w.bin").write_bytes(b"fine-tuned")  # what torch.save over the downloaded file does
+    run.use_artifact("model:v0").verify()
+    assert (run.use_artifact("model:v0").download(tmp_path / "again") / "w.bin").read_bytes() == b"weights-v1"
+
+
+def test_a_corrupt_blob_is_repaired_when_the_same_content_is_logged_again(store_dir, tmp_path):
+    data = _files(tmp_path / "d", {"w.bin": b"weights"})
+    run = runstack.init()
+    art = runstack.Artifact("model", "model")
+    art.add_dir(data)
+    run.log_artifact(art)
+    blob = ArtifactRegistry(Store(store_dir)).blobs.path(art.manifest()["entries"][0]["sha256"])
+    blob.chmod(0o644)
+    blob.write_bytes(b"damaged")
+    with pytest.raises(ArtifactCorruptError):
+        run.use_artifact("model:v0").verify()
+    again = runstack.Artifact("model", "model")
+    again.add_dir(data)
+    assert run.log_artifact(again).version == 0
+    run.use_artifact("model:v0").verify()
+
+
+def test_download_hardlinks_on_request_verifies_and_detects_corruption(store_dir, tmp_path):
     data = _files(tmp_path / "d", {"x.txt": b"hello", "y/z.txt": b"world"})
     run = runstack.init()
     art = runstack.Artifact("files", "dataset")
     art.add_dir(data)
     run.log_artifact(art)
     used = run.use_artifact("files:latest")
-    target = used.download(tmp_path / "out")
+    target = used.download(tmp_path / "out", link=True)
     assert (target / "y" / "z.txt").read_bytes() == b"world"
     blob = ArtifactRegistry(Store(store_dir)).blobs.path(used.manifest()["entries"][0]["sha256"])
-    assert os.path.samefile(target / "x.txt", blob)  # hardlinked, not copied
+    assert os.path.samefile(target / "x.txt", blob)  # hardlinked, as asked
     used.verify()
     blob.chmod(0o644)
     blob.write_bytes(b"tampered")

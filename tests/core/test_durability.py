@@ -108,7 +108,7 @@ def test_torn_last_record_is_skipped_and_earlier_rows_intact(store_dir):
     assert frame["i"].tolist() == list(range(3000))
 
 
-def test_record_with_bad_checksum_after_last_seal_ends_history(store_dir):
+def test_a_row_with_a_bad_checksum_is_dropped_alone(store_dir):
     run = runstack.init()
     for i in range(50):
         run.log({"i": i})
@@ -121,21 +121,32 @@ def test_record_with_bad_checksum_after_last_seal_ends_history(store_dir):
     copy = path.with_name("copy.rsl")
     copy.write_bytes(bytes(data))
     contents = read_log(copy)
-    assert contents.row_count == 30
+    assert contents.row_count == 49 and contents.skipped_bytes == row_size
     rows = [int(v) for b in contents.blocks for v in b.rows["v0"]]
-    assert rows == list(range(30))
+    assert rows == [i for i in range(50) if i != 30]
 
 
-def test_corruption_inside_a_sealed_block_keeps_rows_before_it(store_dir):
+@pytest.mark.parametrize("where", [0.01, 0.5, 0.9])
+def test_a_flipped_bit_loses_only_its_sealed_block_and_is_reported(store_dir, where):
     run_id, path = _finished_run(20_000)
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle] ^= 0xFF
+    at = int(len(data) * where)
+    data[at] ^= 0x10
     path.write_bytes(bytes(data))
-    frame = runstack.Api(store_dir).run(run_id).history()
-    assert 0 < len(frame) < 20_000
-    assert frame["i"].tolist() == list(range(len(frame)))
+    view = runstack.Api(store_dir).run(run_id)
+    frame = view.history()
+    rows = frame["i"].tolist()
+    lost = 20_000 - len(rows)
+    row_bytes = len(data) / 20_000
+    assert lost <= 2 * 65536 / row_bytes  # at most the damaged seal range and the record across it
+    assert rows == sorted(rows) and rows[-1] == 19_999 and rows[0] == 0
     assert (frame["y"] == frame["i"].astype(float)).all()
+    assert (lost > 0) == (view.skipped_bytes() > 0) and view.skipped_bytes() <= 2 * 65536
+    # Resuming the run must keep everything a later seal vouches for.
+    again = runstack.init(id=run_id, resume="must")
+    again.log({"i": 20_000, "y": 20_000.0})
+    again.finish()
+    assert runstack.Api(store_dir).run(run_id).history()["i"].tolist() == [*rows, 20_000]
 
 
 def test_bad_magic_is_a_clear_error(store_dir):

@@ -12,8 +12,9 @@ from runstack.core.artifacts import Artifact, ArtifactRegistry
 from runstack.core.store import Store
 
 
-def _registry(store_dir: str | None) -> ArtifactRegistry:
-    return ArtifactRegistry(Store(store_dir))
+def _registry(store_dir: str | None, create: bool = False) -> ArtifactRegistry:
+    """The store's artifacts; only ``put`` may create the store."""
+    return ArtifactRegistry(Store(store_dir, create=create))
 
 
 def register(main: click.Group, dir_option: click.Option, console: object) -> None:
@@ -33,7 +34,7 @@ def register(main: click.Group, dir_option: click.Option, console: object) -> No
         """Log a file or folder as a new version of NAME."""
         art = Artifact(name, kind, description=description)
         art.add_dir(path) if path.is_dir() else art.add_file(path)
-        logged = _registry(store_dir).log(art, None, list(aliases))
+        logged = _registry(store_dir, create=True).log(art, None, list(aliases))
         console.print(
             f"{name}:v{logged.version} ({len(logged.files)} files, {logged.size:,} bytes) aliases: {', '.join(logged.aliases)}"
         )  # type: ignore[attr-defined]
@@ -43,10 +44,11 @@ def register(main: click.Group, dir_option: click.Option, console: object) -> No
     @click.argument("spec")
     @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
                   help="Folder to place the files in (default ./artifacts/NAME-vN).")  # fmt: skip
-    def get(store_dir: str | None, spec: str, root: Path | None) -> None:
-        """Download NAME[:vN|:ALIAS] (checksums verified, hardlinked where possible)."""
+    @click.option("--link", is_flag=True, help="Read-only hardlinks to the stored blobs instead of copies.")
+    def get(store_dir: str | None, spec: str, root: Path | None, link: bool) -> None:
+        """Download NAME[:vN|:ALIAS] as copies (checksums verified)."""
         art = _registry(store_dir).get(spec)
-        target = art.download(root)
+        target = art.download(root, link=link)
         console.print(f"{art.name}:v{art.version} -> {target} ({len(art.files)} files)")  # type: ignore[attr-defined]
 
     @artifact.command("ls")

@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from runstack.cli.artifacts import register as register_artifacts
 from runstack.cli.data import register as register_data
@@ -44,7 +45,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except RunstackError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            console.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
             sys.exit(1)
 
 
@@ -66,11 +67,13 @@ def main() -> None:
 def ls_command(store_dir: str | None, project: str | None, status: str | None, limit: int) -> None:
     """List runs: id, name, project, status, duration and key summary values."""
     filters = {"status": status} if status else None
-    runs = Api(store_dir).runs(project=project, filters=filters)[:limit]
+    api = Api(store_dir)
+    runs = api.runs(project=project, filters=filters)[:limit]
+    _report_problems(api)
     if not runs:
-        console.print(f"no runs in {Api(store_dir).store.root}" + (f" for project {project!r}" if project else ""))
+        console.print(Text(f"no runs in {api.store.root}" + (f" for project {project!r}" if project else "")))
         return
-    table = Table(title=f"runs in {runs[0]._store.root}", title_justify="left")
+    table = Table(title=Text(f"runs in {api.store.root}"), title_justify="left")
     for column in ("id", "name", "project", "status", "started", "duration"):
         table.add_column(column, no_wrap=True, min_width=len(column) + 2)
     table.add_column("summary", ratio=1, overflow="fold", min_width=20)
@@ -81,9 +84,14 @@ def ls_command(store_dir: str | None, project: str | None, status: str | None, l
             shown += f" (+{len(summary) - 4})"
         style = STATUS_STYLE.get(run.status, "")
         started = dt.datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(run.id, run.name, run.project, f"[{style}]{run.status}[/{style}]", started,
-                      _fmt_duration(run.duration), shown)  # fmt: skip
+        table.add_row(Text(run.id), Text(run.name), Text(run.project), Text(run.status, style=style), started,
+                      _fmt_duration(run.duration), Text(shown))  # fmt: skip
     console.print(table)
+
+
+def _report_problems(api: Api) -> None:
+    for run_id, reason in api.problems.items():
+        console.print(Text(f"warning: run {run_id} skipped: {reason} (see `runstack doctor`)", style="yellow"))
 
 
 def _run(store_dir: str | None, run_id: str) -> RunView:
@@ -103,15 +111,18 @@ def show_command(store_dir: str | None, run_id: str) -> None:
                          ("python", run.python), ("duration", _fmt_duration(run.duration)), ("error", run.error),
                          ("folder", run.dir)):  # fmt: skip
         if value not in (None, ""):
-            facts.add_row(f"[bold]{label}[/bold]", str(value))
+            facts.add_row(Text(label, style="bold"), Text(str(value)))
     console.print(facts)
     console.print("[bold]config[/bold]")
     console.print_json(json.dumps(run.config, default=str))
     summary = Table("metric", "summary", "values", title="metrics", title_justify="left")
     counts = run.metrics()
     for key in sorted({*counts, *run.summary}):
-        summary.add_row(key, _fmt_value(run.summary.get(key, "-")), str(counts.get(key, 0)))
+        summary.add_row(Text(key), Text(_fmt_value(run.summary.get(key, "-"))), str(counts.get(key, 0)))
     console.print(summary)
+    skipped = run.skipped_bytes()
+    if skipped:
+        console.print(Text(f"warning: {skipped:,} damaged bytes of the history were skipped", style="yellow"))
 
 
 @main.command("export")
@@ -125,6 +136,8 @@ def export_command(store_dir: str | None, run_id: str, fmt: str, output: Path | 
     """Export a run's full history as CSV, JSON lines or Parquet."""
     run = _run(store_dir, run_id)
     wanted = [k.strip() for k in keys.split(",")] if keys else None
+    if output is not None and str(output) != "-" and not output.absolute().parent.is_dir():
+        raise click.BadParameter(f"{str(output.parent)!r} is not a folder: create it first", param_hint="--output")
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -136,16 +149,35 @@ def export_command(store_dir: str | None, run_id: str, fmt: str, output: Path | 
         sink: Any = sys.stdout if to_stdout else target.open("w", encoding="utf-8", newline="")
         try:
             if fmt == "csv":
-                run.history(keys=wanted).to_csv(sink, index=False)
+                _spreadsheet_safe(run.history(keys=wanted)).to_csv(sink, index=False)
             else:  # json.dumps keeps every float exactly (pandas' to_json rounds to 10 digits)
                 for row in run.history(keys=wanted, format="arrow").to_pylist():
-                    sink.write(json.dumps(row) + "\n")
+                    sink.write(json.dumps({k: _json_number(v) for k, v in row.items()}, allow_nan=False) + "\n")
         finally:
             if not to_stdout:
                 sink.close()
         if to_stdout:
             return
     console.print(f"wrote {target} ({target.stat().st_size:,} bytes)")
+
+
+def _spreadsheet_safe(frame: Any) -> Any:
+    """Text cells a spreadsheet would run as a formula (=, +, -, @) get a leading quote (OWASP)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+            )
+    frame.columns = [("'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c) for c in frame.columns]
+    return frame
+
+
+def _json_number(value: Any) -> Any:
+    """NaN and infinities as the strings "NaN", "Infinity", "-Infinity" (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 @main.command("rm")
@@ -169,13 +201,45 @@ def rm_command(store_dir: str | None, run_ids: tuple[str, ...], force: bool, yes
 @main.command("gc")
 @dir_option
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
-def gc_command(store_dir: str | None, dry_run: bool) -> None:
-    """Mark dead runs as crashed and remove files of runs the catalogue no longer lists."""
-    report = Store(store_dir).gc(dry_run=dry_run)
-    verb = "would free" if dry_run else "freed"
-    console.print(f"crashed runs found: {len(report.crashed)} {' '.join(report.crashed)}")
-    console.print(f"orphan run folders: {len(report.orphan_dirs)} {' '.join(report.orphan_dirs)}")
-    console.print(f"{verb} {report.bytes_freed:,} bytes")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")
+def gc_command(store_dir: str | None, dry_run: bool, yes: bool) -> None:
+    """Mark dead runs as crashed and remove folders of runs the catalogue no longer lists."""
+    store = Store(store_dir, create=False)
+    plan = store.gc(dry_run=True)
+    crashed = store.reconcile() if not dry_run else []
+    console.print(Text(f"crashed runs found: {len(crashed)} {' '.join(crashed)}"))
+    console.print(Text(f"orphan run folders: {len(plan.orphan_dirs)} {' '.join(plan.orphan_dirs)}"))
+    if dry_run or not plan.orphan_dirs:
+        console.print(f"would free {plan.bytes_freed:,} bytes" if dry_run else "nothing to delete")
+        return
+    if not yes and not click.confirm(f"delete {len(plan.orphan_dirs)} folder(s), {plan.bytes_freed:,} bytes?"):
+        raise click.Abort()
+    report = store.gc(only=plan.orphan_dirs)
+    console.print(f"freed {report.bytes_freed:,} bytes")
+
+
+@main.command("doctor")
+@dir_option
+@click.option("--rebuild", is_flag=True, help="Move the catalogue aside and rebuild it from the run folders.")
+def doctor_command(store_dir: str | None, rebuild: bool) -> None:
+    """Check the store: catalogue, run folders, damaged runs; optionally rebuild the catalogue."""
+    from runstack.core import recovery
+
+    store = Store(store_dir, create=False)
+    if rebuild:
+        moved = recovery.backup_catalog(store)
+        store = Store(store_dir)
+        report = getattr(store, "rebuilt", None) or recovery.rebuild_catalog(store)
+        console.print(Text(f"catalogue rebuilt: {len(report.restored)} runs from run.json, "
+                           f"{len(report.from_history_only)} from history only; old one kept at {moved}"))  # fmt: skip
+        for name, why in report.skipped.items():
+            console.print(Text(f"skipped folder {name}: {why}", style="yellow"))
+    problems = store.check()
+    for run_id, why in problems.items():
+        console.print(Text(f"run {run_id}: {why}", style="yellow"))
+    console.print(Text(f"{len(store.catalog.run_ids())} runs, {len(problems)} with problems in {store.root}"))
+    if problems:
+        sys.exit(1)
 
 
 @main.command("demo")

@@ -8,11 +8,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from runstack.core.history import assemble, metric_counts, to_arrow, to_pandas
+from runstack.core.history import assemble, metric_counts, to_arrow, to_long, to_pandas
 from runstack.core.store import Store
 from runstack.errors import InvalidArgumentError
 
 _MISSING = object()
+MAX_DENSE_CELLS = 20_000_000  # rows x metrics of one history() table (about 200 MB)
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": operator.eq, "$ne": operator.ne, "$lt": operator.lt, "$lte": operator.le,
     "$gt": operator.gt, "$gte": operator.ge,
@@ -25,18 +26,40 @@ _FIELDS = {"id": "id", "name": "name", "project": "project", "status": "status",
 
 
 def history_of(store: Store, run_id: str, keys: list[str] | None, x_axis: str | None, format: str) -> Any:
-    if format not in ("pandas", "arrow"):
-        raise InvalidArgumentError("format", format, "'pandas' or 'arrow'")
+    if format not in ("pandas", "arrow", "long"):
+        raise InvalidArgumentError("format", format, "'pandas', 'arrow' or 'long'")
     if isinstance(keys, str):
         keys = [keys]
+    if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys)):
+        raise InvalidArgumentError("keys", keys, "a list of metric names, e.g. keys=['loss']")
+    if x_axis is not None and not isinstance(x_axis, str):
+        raise InvalidArgumentError("x_axis", x_axis, "a metric name such as 'epoch'")
     logs = store.read_logs(run_id)
+    skipped = sum(log.skipped_bytes for log in logs)
+    if skipped:
+        import warnings
+
+        warnings.warn(f"run {run_id}: {skipped:,} damaged history bytes were skipped (see `runstack doctor`)",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
     wanted = None if keys is None else list(dict.fromkeys([*keys, *([x_axis] if x_axis and x_axis != "_step" else [])]))
     decoder = None if format == "arrow" else store.decode_media
+    if format == "long":
+        return to_long(logs, wanted, decoder)
+    counts = metric_counts(logs)
+    cells = sum(lg.row_count + len(lg.media) for lg in logs) * len(wanted if wanted is not None else counts)
+    if cells > MAX_DENSE_CELLS:
+        raise InvalidArgumentError(
+            "keys", keys, f"fewer metrics: a table of {cells:,} cells would not fit in memory; pass keys=[...] "
+            "or format='long' (one row per logged value)",
+        )  # fmt: skip
     cols = assemble(logs, wanted, decoder)
     with_rank = len(logs) > 1
     if format == "arrow":
-        return to_arrow(cols, with_rank)
-    return to_pandas(cols, x_axis, with_rank)
+        table = to_arrow(cols, with_rank)
+        return table.replace_schema_metadata({**(table.schema.metadata or {}), b"skipped_bytes": str(skipped).encode()})
+    frame = to_pandas(cols, x_axis, with_rank)
+    frame.attrs["skipped_bytes"] = skipped
+    return frame
 
 
 class RunView:
@@ -82,9 +105,14 @@ class RunView:
         Args:
             keys: metrics to read (default: all); rows with none of them are left out.
             x_axis: index by this metric (e.g. "epoch"), dropping rows without it.
-            format: "pandas" or "arrow".
+            format: "pandas", "arrow", or "long" (one row per logged value: ``_step``,
+                ``_timestamp``, ``_rank``, ``key``, ``value``; for runs with very many keys).
         """
         return history_of(self._store, self._row["id"], keys, x_axis, format)
+
+    def skipped_bytes(self) -> int:
+        """Damaged history bytes that reading passes over (0 for an intact run)."""
+        return sum(log.skipped_bytes for log in self._store.read_logs(self._row["id"]))
 
     def system_metrics(self, format: str = "pandas") -> Any:
         """The system series (CPU, memory, disk, network, GPU) with ``_step`` = sample index."""
@@ -153,8 +181,18 @@ class Api:
     """Read access to a store: ``Api().runs(project="mnist", filters={"summary.acc": {"$gt": 0.9}})``."""
 
     def __init__(self, dir: str | os.PathLike[str] | None = None) -> None:
-        self.store = Store(dir)
+        """Open the store at ``dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``) for queries.
+
+        Raises:
+            StoreError: there is no store there (a reader never creates one).
+        """
+        self.store = Store(dir, create=False)
         self.store.reconcile()
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Runs that could not be checked (damaged history or row), by id, with the reason."""
+        return dict(self.store.problems)
 
     def run(self, run_id: str) -> RunView:
         return RunView(self.store, self.store.get(run_id))
@@ -171,6 +209,19 @@ class Api:
             order: a field path such as "created_at" or "summary.loss"; "-" sorts descending.
                 Runs without the field come last.
         """
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidArgumentError("filters", filters, 'a dict such as {"config.lr": 0.1, "status": "finished"}')
+        if not isinstance(order, str) or not order.lstrip("-+"):
+            raise InvalidArgumentError("order", order, 'a field path such as "created_at" or "-summary.loss"')
+        if project is not None and (not isinstance(project, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in project)):
+            raise InvalidArgumentError("project", project, "a project name")
+        for condition in (filters or {}).values():
+            pattern = condition.get("$regex") if isinstance(condition, dict) else None
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    raise InvalidArgumentError("$regex", pattern, f"a valid regular expression ({exc})") from None
         rows = self.store.catalog.runs("WHERE project = ?", (project,)) if project else self.store.catalog.runs()
         views = [RunView(self.store, r) for r in rows]
         for path, condition in (filters or {}).items():

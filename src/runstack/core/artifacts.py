@@ -11,12 +11,15 @@ digest. File contents live once per SHA-256 under ``<store>/artifacts/blobs``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import posixpath
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -44,11 +47,14 @@ def _entry_path(name: str) -> str:
     """A normalised relative POSIX path, or ArtifactError if it could escape a folder."""
     text = str(name).replace("\\", "/")
     pure = PurePosixPath(text)
-    if not text or pure.is_absolute() or ".." in pure.parts or text.startswith("~"):
+    if not text or pure.is_absolute() or ".." in pure.parts or text.startswith("~") or "\0" in text:
         raise ArtifactError(
             f"artifact path {name!r} is absolute or leaves its folder: use a relative path without '..'"
         )
-    return posixpath.normpath(text)
+    normal = posixpath.normpath(text)
+    if normal in (".", ""):
+        raise ArtifactError(f"artifact path {name!r} names the folder itself: give the file a name")
+    return normal
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -81,6 +87,14 @@ class Artifact:
     def _add(self, entry: Entry, source: Path | None) -> None:
         if entry.path in self._entries:
             raise ArtifactError(f"{self.name} already has a file at {entry.path!r}: pass name= to store it elsewhere")
+        parents = {str(p) for p in PurePosixPath(entry.path).parents if str(p) != "."}
+        clash = next((p for p in parents if p in self._entries), None) or next(
+            (p for p in self._entries if p.startswith(entry.path + "/")), None
+        )
+        if clash is not None:
+            raise ArtifactError(
+                f"{entry.path!r} and {clash!r} cannot both be in {self.name}: one would be a file and a folder"
+            )
         self._entries[entry.path] = entry
         if source is not None:
             self._sources[entry.path] = source
@@ -160,8 +174,10 @@ class Artifact:
         if bad:
             raise ArtifactCorruptError(f"{self.name}:v{self.version}", bad)
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Place the files under ``root`` (default ``./artifacts/<name>-v<N>``), hardlinked where possible.
+    def download(self, root: str | os.PathLike[str] | None = None, link: bool = False) -> Path:
+        """Place the files under ``root`` (default ``./artifacts/<name>-v<N>``): copies, or with
+        ``link=True`` read-only hardlinks to the stored blobs (no copy, but writing such a file in
+        place would change the stored version).
 
         Every blob is verified before it is placed; a corrupted one raises instead of being served.
         """
@@ -182,9 +198,12 @@ class Artifact:
             if target.exists() or target.is_symlink():
                 target.unlink()
             try:
+                if not link:
+                    raise OSError("copy asked for")
                 os.link(blobs.path(entry.sha256 or ""), target)
             except OSError:
                 shutil.copyfile(blobs.path(entry.sha256 or ""), target)
+                os.chmod(target, 0o644)
         return target_root
 
 
@@ -200,6 +219,10 @@ class ArtifactRegistry:
         aliases = [_check_name("alias", a) for a in (aliases or [])]
         if any(re.fullmatch(r"v\d+", a) for a in aliases):
             raise ArtifactError(f"aliases {aliases} may not look like versions (v0, v1, ...): choose another name")
+        with self._gc_lock(fcntl.LOCK_SH):  # artifact gc waits until this version is committed
+            return self._log_locked(artifact, run_id, aliases)
+
+    def _log_locked(self, artifact: Artifact, run_id: str | None, aliases: list[str]) -> Artifact:
         for path, source in artifact._sources.items():
             entry = artifact._entries[path]
             digest, _, _ = self.blobs.put_file(source, entry.sha256 or "")
@@ -242,6 +265,8 @@ class ArtifactRegistry:
         with self.store.catalog.reading() as con:
             if re.fullmatch(r"v\d+", alias):
                 version = int(alias[1:])
+                if version >= 2**62:
+                    raise ArtifactError(f"no artifact {name}:{alias} in {self.store.root}: see `runstack artifact ls`")
             else:
                 row = con.execute("SELECT version FROM artifact_aliases WHERE name = ? AND alias = ?", (name, alias))
                 found = row.fetchone()
@@ -282,14 +307,27 @@ class ArtifactRegistry:
             item["used_by"] = sorted(users.get((item["name"], item["version"]), []))
         return out
 
+    @contextlib.contextmanager
+    def _gc_lock(self, mode: int) -> Iterator[None]:
+        """Logging holds it shared, gc exclusive: gc never sees blobs of a version being logged."""
+        self.blobs.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.blobs.folder.parent / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
     def gc(self, dry_run: bool = False) -> tuple[int, int]:
-        """Remove blobs no version references; returns (blobs removed, bytes freed)."""
-        with self.store.catalog.reading() as con:
-            manifests = [json.loads(r[0]) for r in con.execute("SELECT manifest FROM artifact_versions")]
-        used = {e["sha256"] for m in manifests for e in m["entries"] if e["ref"] is None}
-        unused = self.blobs.digests() - used
-        freed = sum(self.blobs.path(d).stat().st_size for d in unused)
-        if not dry_run:
-            for digest in unused:
-                self.blobs.remove(digest)
+        """Remove blobs no version references, and temporary files of killed writers;
+        returns (files removed, bytes freed)."""
+        with self._gc_lock(fcntl.LOCK_EX):
+            with self.store.catalog.reading() as con:
+                manifests = [json.loads(r[0]) for r in con.execute("SELECT manifest FROM artifact_versions")]
+            used = {e["sha256"] for m in manifests for e in m["entries"] if e["ref"] is None}
+            unused = [self.blobs.path(d) for d in self.blobs.digests() - used] + self.blobs.stale_temporaries()
+            freed = sum(p.stat().st_size for p in unused)
+            if not dry_run:
+                for path in unused:
+                    path.unlink()
         return len(unused), freed

@@ -8,9 +8,12 @@ is either complete or absent; blobs are made read-only once written.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +21,15 @@ from typing import BinaryIO
 from runstack.errors import StoreError
 
 CHUNK = 1 << 20
+
+
+def describe_os_error(exc: OSError) -> str:
+    """What an OSError means for the store, and what to do about it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free space or point RUNSTACK_DIR at another disk"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is read-only: make it writable or set RUNSTACK_DIR / dir="
+    return f"{exc.strerror or exc}: check the path, or set RUNSTACK_DIR / dir="
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -43,24 +55,28 @@ class BlobStore:
         return self.path(digest).exists()
 
     def _place(self, digest: str, write: Callable[[BinaryIO], bool]) -> bool:
-        """Write a blob through ``write`` unless it exists; ``write`` returning False discards it."""
+        """Write a blob through ``write`` unless a good copy exists (a damaged one is replaced);
+        ``write`` returning False discards it. No temporary file outlives a failure."""
         target = self.path(digest)
-        if target.exists():
+        if target.exists() and self.verify(digest):
             return False
+        tmp = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
                 keep = write(handle)
             if not keep:
-                os.unlink(tmp)
                 return False
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
+            tmp = None
         except OSError as exc:
-            raise StoreError(
-                self.folder, f"cannot write a blob ({exc.strerror}): free space or make the store writable"
-            ) from exc
+            raise StoreError(self.folder, f"cannot write a blob: {describe_os_error(exc)}") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         return True
 
     def put_bytes(self, data: bytes) -> tuple[str, int, bool]:
@@ -99,6 +115,13 @@ class BlobStore:
         if not self.folder.exists():
             return set()
         return {p.name for p in self.folder.glob("??/*") if not p.name.startswith(".tmp-")}
+
+    def stale_temporaries(self, older_than_s: float = 3600.0) -> list[Path]:
+        """Temporary files left by a process killed while writing a blob."""
+        if not self.folder.exists():
+            return []
+        cutoff = time.time() - older_than_s
+        return [p for p in self.folder.glob("??/.tmp-*") if p.stat().st_mtime < cutoff]
 
     def remove(self, digest: str) -> int:
         path = self.path(digest)

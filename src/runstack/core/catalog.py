@@ -143,7 +143,9 @@ class Catalog:
             if con.in_transaction:
                 con.execute("ROLLBACK")
             if isinstance(exc, sqlite3.OperationalError):
-                raise StoreError(self.path, f"{exc}: check that the folder is writable and the disk not full") from exc
+                if "full" in str(exc):
+                    raise StoreError(self.path, "the disk is full: free space or point RUNSTACK_DIR elsewhere") from exc
+                raise StoreError(self.path, f"{exc}: check that the folder is writable") from exc
             raise
         finally:
             con.close()
@@ -173,6 +175,16 @@ class Catalog:
         with self.transaction() as con:
             con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*values, run_id))
 
+    def update_run_if(self, run_id: str, expected: dict[str, Any], **fields: Any) -> bool:
+        """Set columns only while the row still has the ``expected`` values (a compare-and-set);
+        returns whether it did. Two processes claiming one run: exactly one wins."""
+        values = [dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in fields.items()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        where = " AND ".join(f"{k} IS ?" for k in expected)
+        with self.transaction() as con:
+            cur = con.execute(f"UPDATE runs SET {sets} WHERE id = ? AND {where}", (*values, run_id, *expected.values()))
+            return cur.rowcount == 1
+
     def add_tags(self, run_id: str, tags: list[str]) -> None:
         with self.transaction() as con:
             con.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", [(run_id, t) for t in tags])
@@ -190,8 +202,14 @@ class Catalog:
             for run_id, tag in con.execute("SELECT run_id, tag FROM tags ORDER BY tag"):
                 tags.setdefault(run_id, []).append(tag)
         for row in rows:
+            damaged = []
             for col in JSON_COLUMNS:
-                row[col] = json.loads(row[col]) if row[col] is not None else None
+                try:
+                    row[col] = json.loads(row[col]) if row[col] is not None else None
+                except (TypeError, ValueError):  # a damaged row must not hide every other run
+                    row[col] = {} if col != "packages" else None
+                    damaged.append(col)
+            row["damaged"] = damaged
             row["tags"] = tags.get(row["id"], [])
         return rows
 

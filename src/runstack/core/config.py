@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -73,6 +74,8 @@ class Config(MutableMapping[str, Any]):
     def __init__(self, data: dict[str, Any], on_change: Callable[[dict[str, Any]], None] | None) -> None:
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_on_change", on_change)
+        # Change and save under one lock: threads updating at once never save an older snapshot last.
+        object.__setattr__(self, "_lock", threading.RLock())
 
     def _save(self) -> None:
         if self._on_change is not None:
@@ -81,10 +84,16 @@ class Config(MutableMapping[str, Any]):
     def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
         """Merge keys into the config in one write; dotted keys update nested dicts."""
         merged = dict(other.items() if hasattr(other, "items") else other, **kwargs)
+        for k in merged:
+            if not isinstance(k, str):
+                raise ConfigError(
+                    repr(k), merged[k], f"config keys must be strings, got {type(k).__name__}: use str(key)"
+                )
         converted = {k: to_json(k, v) for k, v in merged.items()}  # all checked before any change
-        for k, v in converted.items():
-            _unflatten_into(self._data, k, v) if "." in k else self._data.__setitem__(k, v)
-        self._save()
+        with self._lock:
+            for k, v in converted.items():
+                _unflatten_into(self._data, k, v) if "." in k else self._data.__setitem__(k, v)
+            self._save()
 
     def __getitem__(self, key: str) -> Any:
         if key in self._data:
@@ -100,8 +109,9 @@ class Config(MutableMapping[str, Any]):
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
-        del self._data[key]
-        self._save()
+        with self._lock:
+            del self._data[key]
+            self._save()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -122,7 +132,8 @@ class Config(MutableMapping[str, Any]):
         """A deep copy as plain dicts."""
         import copy
 
-        return copy.deepcopy(self._data)
+        with self._lock:
+            return copy.deepcopy(self._data)
 
     def __repr__(self) -> str:
         return f"Config({self._data!r})"

@@ -222,3 +222,31 @@ def to_arrow(cols: Columns, with_rank: bool = False) -> pa.Table:
         else:
             arrays[name] = pa.array(col.values, mask=mask)
     return pa.table(arrays)
+
+
+def to_long(logs: list[LogContents], keys: list[str] | None, decode: Decoder | None) -> pd.DataFrame:
+    """One row per logged value (``_step``, ``_timestamp``, ``_rank``, ``key``, ``value``): memory in
+    proportion to the values, however many distinct keys a run has."""
+    import numpy as np
+    import pandas as pd
+
+    wanted = None if keys is None else set(keys)
+    parts: list[pd.DataFrame] = []
+    for log in logs:
+        for seg in _segments(log):
+            if isinstance(seg, Block):
+                enc = log.schemas[seg.sid]
+                for i, key in enumerate(enc.keys):
+                    if wanted is None or key in wanted:
+                        parts.append(pd.DataFrame({"_step": seg.rows["step"], "_timestamp": seg.rows["ts"],
+                                                   "_rank": log.rank, "key": key,
+                                                   "value": seg.rows[f"v{i}"].astype(object)}))  # fmt: skip
+            else:
+                for key, ref in seg.refs.items():
+                    if wanted is None or key in wanted:
+                        value = decode(ref) if decode is not None else ref
+                        parts.append(pd.DataFrame({"_step": [seg.step], "_timestamp": [seg.ts], "_rank": [log.rank],
+                                                   "key": [key], "value": np.array([value], dtype=object)}))  # fmt: skip
+    if not parts:
+        return pd.DataFrame({"_step": [], "_timestamp": [], "_rank": [], "key": [], "value": []})
+    return pd.concat(parts, ignore_index=True)

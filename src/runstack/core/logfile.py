@@ -15,7 +15,8 @@ a power loss could take.
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import fcntl
 import json
 import mmap
 import os
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runstack.errors import StoreError
+from runstack.errors import RunStateError, StoreError
 
 MAGIC = b"RSTKLOG\x00"
 FORMAT_VERSION = 1
@@ -68,11 +69,24 @@ class Encoder:
 
 
 def _store_error(path: Path, exc: OSError) -> StoreError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreError(path, "the disk is full: free space or point RUNSTACK_DIR at another disk")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoreError(path, "the folder is read-only: make it writable or set RUNSTACK_DIR / dir=")
-    return StoreError(path, f"{exc.strerror or exc}: check the path, or set RUNSTACK_DIR / dir=")
+    from runstack.core.blobs import describe_os_error
+
+    return StoreError(path, describe_os_error(exc))
+
+
+def history_locked(path: Path) -> bool:
+    """Whether a live process is writing ``path`` (it holds the file's lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class LogWriter:
@@ -87,6 +101,14 @@ class LogWriter:
         self.path = path
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # one writer per file: a second process resuming the same run gets an error, not a SIGBUS
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self.fd)
+                raise RunStateError(
+                    f"{path.name} of run {path.parent.name!r} is being written by another process: "
+                    "wait for it to finish, or use another run id"
+                ) from None
             if start is None:
                 os.ftruncate(self.fd, 0)
                 os.write(self.fd, FILE_HEADER.pack(MAGIC, FORMAT_VERSION, rank, 0))
@@ -166,18 +188,27 @@ class LogWriter:
             pass  # closed by finish() meanwhile, which syncs itself
 
     def close(self) -> None:
-        """Seal, flush, trim the preallocated zeros and close the file."""
-        if self.mm is None:
+        """Seal, flush, trim the preallocated zeros and close the file (again after a failure)."""
+        if self.fd < 0:
             return
-        self.seal()
-        mm, self.mm = self.mm, None
-        mm.close()
-        os.ftruncate(self.fd, self.off)
-        os.fsync(self.fd)
+        if self.mm is not None:
+            self.seal()
+            mm, self.mm = self.mm, None
+            mm.close()
+        try:
+            os.ftruncate(self.fd, self.off)
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _store_error(self.path, exc) from exc
         os.close(self.fd)
+        self.fd = -1
 
     def abandon(self) -> None:
-        """Forget the mapping without writing (in a forked child, which must not write)."""
+        """Forget the mapping without writing (in a forked child, which must not write); the
+        child's copy of the descriptor is closed so the parent alone holds the file's lock."""
         self.mm = None
         self.cap = 0
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
         self.fd = -1

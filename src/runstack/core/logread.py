@@ -70,6 +70,7 @@ class LogContents:
     media: list[MediaRecord] = field(default_factory=list)
     valid_end: int = FILE_HEADER.size
     torn_bytes: int = 0  # non-zero bytes after the valid data: a torn or corrupt tail
+    skipped_bytes: int = 0  # damaged bytes passed over to reach later sealed data
 
     @property
     def row_count(self) -> int:
@@ -112,7 +113,12 @@ def _record_ok(data: bytes | memoryview, pos: int) -> bool:
 
 
 def read_log(path: Path) -> LogContents:
-    """Parse and verify one history file; never raises on a torn or corrupt tail."""
+    """Parse and verify one history file; never raises on a torn or corrupt tail.
+
+    Where a record is damaged (a flipped bit, a bad sector), reading goes on at the start of
+    the next seal whose range verifies: everything that seal vouches for is returned, and
+    ``skipped_bytes`` says how much was passed over.
+    """
     import numpy as np
 
     data = path.read_bytes()
@@ -126,8 +132,32 @@ def read_log(path: Path) -> LogContents:
     out = LogContents(path, rank=rank)
     buf = np.frombuffer(data, dtype=np.uint8)
     view = memoryview(data)
+    pos = FILE_HEADER.size
+    while True:
+        first_block, first_media = len(out.blocks), len(out.media)
+        end, seals = _parse_segment(out, data, buf, view, pos)
+        end = _verify_rows(out, view, seals, end, first_block)
+        out.media[first_media:] = [m for m in out.media[first_media:] if m.pos < end]
+        out.valid_end = end
+        resume = _next_sealed_start(data, view, end)
+        if resume is None:
+            break
+        out.skipped_bytes += resume - end
+        pos = resume
+    for block in out.blocks:
+        dtype = _row_dtype(out.schemas[block.sid])
+        block.rows = np.ndarray((block.count,), dtype=dtype, buffer=data, offset=block.pos)
+    tail = buf[out.valid_end :]
+    out.torn_bytes = int(np.count_nonzero(tail))
+    return out
+
+
+def _parse_segment(out: LogContents, data: bytes, buf: Any, view: memoryview, pos: int) -> tuple[int, list[Any]]:
+    """Read records from ``pos`` until the end of data or the first damaged record."""
+    import numpy as np
+
     seals: list[tuple[int, int]] = []  # verified [start, end) ranges
-    pos, n = FILE_HEADER.size, len(data)
+    n = len(data)
     while pos + RECORD_HEADER.size < n:
         length = RECORD_HEADER.unpack_from(data, pos)[0]
         end = pos + RECORD_HEADER.size + length
@@ -146,37 +176,51 @@ def read_log(path: Path) -> LogContents:
             continue
         if not _record_ok(view, pos):
             break
-        if kind == KIND_SCHEMA:
-            sid = struct.unpack_from("<H", data, pos + 9)[0]
-            pairs = json.loads(data[pos + 11 : end])
-            out.schemas[sid] = Encoder.build(sid, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
-        elif kind == KIND_MEDIA:
-            _, step, ts = MEDIA_PREFIX.unpack_from(data, pos + 8)
-            out.media.append(MediaRecord(pos, step, ts, json.loads(data[pos + 8 + MEDIA_PREFIX.size : end])))
-        elif kind == KIND_SEAL:
-            _, start, stop, crc = SEAL.unpack_from(data, pos + 8)
-            if zlib.crc32(view[start:stop]) == crc:
-                seals.append((start, stop))
-        else:
+        try:
+            if kind == KIND_SCHEMA:
+                sid = struct.unpack_from("<H", data, pos + 9)[0]
+                pairs = json.loads(data[pos + 11 : end])
+                out.schemas[sid] = Encoder.build(sid, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            elif kind == KIND_MEDIA:
+                _, step, ts = MEDIA_PREFIX.unpack_from(data, pos + 8)
+                out.media.append(MediaRecord(pos, step, ts, json.loads(data[pos + 8 + MEDIA_PREFIX.size : end])))
+            elif kind == KIND_SEAL:
+                _, start, stop, crc = SEAL.unpack_from(data, pos + 8)
+                if zlib.crc32(view[start:stop]) == crc:
+                    seals.append((start, stop))
+            else:
+                break
+        except (ValueError, TypeError, IndexError, KeyError, struct.error):  # valid CRC, nonsense inside
             break
         pos = end
-    out.valid_end = _verify_rows(out, view, seals, pos)
-    out.media = [m for m in out.media if m.pos < out.valid_end]
-    for block in out.blocks:
-        dtype = _row_dtype(out.schemas[block.sid])
-        block.rows = np.ndarray((block.count,), dtype=dtype, buffer=data, offset=block.pos)
-    tail = buf[out.valid_end :]
-    out.torn_bytes = int(np.count_nonzero(tail))
-    return out
+    return pos, seals
 
 
-def _verify_rows(out: LogContents, view: memoryview, seals: list[tuple[int, int]], end: int) -> int:
-    """Check every row not covered by a verified seal; cut the history at the first bad one."""
+_SEAL_HEADER = struct.pack("<I", SEAL.size)
+
+
+def _next_sealed_start(data: bytes, view: memoryview, after: int) -> int | None:
+    """The start of the first seal range beginning after ``after`` whose bytes verify."""
+    at = data.find(_SEAL_HEADER, after)
+    while at != -1 and at + RECORD_HEADER.size + SEAL.size <= len(data):
+        if data[at + 8] == KIND_SEAL and _record_ok(view, at):
+            _, start, stop, crc = SEAL.unpack_from(data, at + 8)
+            if after < start < stop <= at and zlib.crc32(view[start:stop]) == crc:
+                return int(start)
+        at = data.find(_SEAL_HEADER, at + 1)
+    return None
+
+
+def _verify_rows(out: LogContents, view: memoryview, seals: list[tuple[int, int]], end: int, first: int = 0) -> int:
+    """Check every row (of blocks from index ``first``) not covered by a verified seal. A row
+    that fails its CRC inside a run of same-sized rows is dropped alone (its neighbours' headers
+    still frame it); the bytes are counted in ``skipped_bytes``."""
     seals.sort()
     starts = [s[0] for s in seals]
-    for bi, block in enumerate(out.blocks):
+    kept = out.blocks[:first]
+    for block in out.blocks[first:]:
         stride = _row_dtype(out.schemas[block.sid]).itemsize
-        i = 0
+        i = good_from = 0
         while i < block.count:
             pos = block.pos + i * stride
             at = bisect.bisect_right(starts, pos) - 1
@@ -184,8 +228,12 @@ def _verify_rows(out: LogContents, view: memoryview, seals: list[tuple[int, int]
                 i += (seals[at][1] - pos) // stride  # every row fully inside the sealed range
                 continue
             if not _record_ok(view, pos):
-                block.count = i
-                del out.blocks[bi + (i > 0) :]
-                return pos
+                if i > good_from:
+                    kept.append(Block(block.sid, block.pos + good_from * stride, i - good_from))
+                out.skipped_bytes += stride
+                good_from = i + 1
             i += 1
+        if block.count > good_from:
+            kept.append(Block(block.sid, block.pos + good_from * stride, block.count - good_from))
+    out.blocks = kept
     return end

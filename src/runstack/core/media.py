@@ -34,6 +34,8 @@ def _to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
+MAX_BINS = 8192
+MAX_CHANNELS = 256
 MEDIA_TYPES: dict[str, type[Media]] = {}  # kind -> class, filled as subclasses are defined
 
 
@@ -43,10 +45,15 @@ def _deferred(init: Any) -> Any:
     @functools.wraps(init)
     def wrapper(self: Media, *args: Any, **kwargs: Any) -> None:
         try:
+            caption = kwargs.get("caption")
+            if caption is not None and not isinstance(caption, str):
+                raise _bad(self.kind, caption, "caption must be a str")
             init(self, *args, **kwargs)
             self._error = None
         except InvalidMetricError as exc:
             self._error = exc
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:  # numpy/PIL refusing the input
+            self._error = _bad(self.kind, args[0] if args else kwargs, f"{type(exc).__name__}: {exc}")
 
     return wrapper
 
@@ -209,8 +216,8 @@ class Histogram(Media):
         finite = array[np.isfinite(array)]
         if finite.size == 0:
             raise _bad("histogram", values, "no finite values to bin")
-        if not isinstance(bins, int) or bins < 1:
-            raise _bad("histogram", bins, "bins must be a positive int")
+        if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS:
+            raise _bad("histogram", bins, f"bins must be an int from 1 to {MAX_BINS}")
         counts, edges = np.histogram(finite, bins=bins)
         self.counts, self.bins, self.nonfinite = counts.tolist(), edges.tolist(), int(array.size - finite.size)
 
@@ -251,6 +258,8 @@ class Audio(Media):
             array = array[:, None]
         if array.ndim != 2 or array.size == 0:
             raise _bad("audio", data, f"shape {array.shape} is not (frames,) or (frames, channels)")
+        if array.shape[1] > MAX_CHANNELS:
+            raise _bad("audio", data, f"{array.shape[1]} channels: at most {MAX_CHANNELS} (is the array transposed?)")
         if array.dtype.kind == "f":
             if not np.isfinite(array).all() or np.abs(array).max() > 1:
                 raise _bad("audio", data, "float audio must be finite and within [-1, 1]")

@@ -72,13 +72,31 @@ def detect(environ: Mapping[str, str] | None = None, hint: tuple[int, int] | Non
     return RankInfo(0, 1, 0, "single")
 
 
-def job_run_id(environ: Mapping[str, str] | None = None) -> str | None:
-    """A run id every process of this job derives alike, or None outside a launcher."""
+def job_run_id(environ: Mapping[str, str] | None = None, parent: tuple[int, float | None] | None = None) -> str | None:
+    """A run id every process of this job derives alike, or None outside a launcher.
+
+    Launcher variables alone repeat between jobs (a static rendezvous sets
+    ``TORCHELASTIC_RUN_ID=none`` and the same ``MASTER_PORT`` every time), so on a single node,
+    where every worker is a child of one launcher process, that process (pid and start time)
+    is part of the identity too.
+    """
     env = os.environ if environ is None else environ
-    parts = [f"{k}={env[k]}" for k in _JOB_KEYS if env.get(k)]
+    parts = [f"{k}={env[k]}" for k in _JOB_KEYS if env.get(k) and env[k].lower() != "none"]
     if not parts:
         return None
+    if env.get("LOCAL_WORLD_SIZE") and env.get("LOCAL_WORLD_SIZE") == env.get("WORLD_SIZE"):
+        if parent is None:
+            from runstack.core.envinfo import process_started
+
+            parent = (os.getppid(), process_started(os.getppid()))
+        parts.append(f"launcher={parent[0]}@{parent[1]}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def group_is_up() -> bool:
+    """Whether a torch.distributed process group is initialised in this process."""
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())
 
 
 def share_run_id(run_id: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runstack.core import values as _values
+from runstack.core.background import Background
 from runstack.core.config import Config
 from runstack.core.logfile import RECORD_HEADER, Encoder, LogWriter
 from runstack.core.media import Media
@@ -29,37 +30,10 @@ if TYPE_CHECKING:
     from runstack.core.logread import LogContents
     from runstack.core.store import Store
 
-FLUSH_S = 5.0
+MAX_SCHEMAS = 65_535  # schema ids are u16 in the history format
 _pack_header = RECORD_HEADER.pack
 _crc32 = zlib.crc32
 _now = time.time
-
-
-class _Background(threading.Thread):
-    """Flushes the history to disk every few seconds and beats the catalogue heartbeat."""
-
-    def __init__(self, run: Run) -> None:
-        super().__init__(name=f"runstack-{run.id}", daemon=True)
-        self.target, self.stop = run, threading.Event()
-
-    def run(self) -> None:
-        from runstack.core.envinfo import describe_slow
-        from runstack.core.store import HEARTBEAT_S
-
-        target, beat = self.target, time.monotonic()
-        if target._is_owner:
-            try:  # git and package versions: subprocesses kept off the path of init()
-                target._store.catalog.update_run(target.id, **describe_slow())
-            except Exception:  # noqa: BLE001 - a missing git commit must never kill training
-                pass
-        while not self.stop.wait(FLUSH_S):
-            target._writer.flush()
-            if target._is_owner and time.monotonic() - beat >= HEARTBEAT_S:
-                beat = time.monotonic()
-                try:
-                    target._store.catalog.update_run(target.id, heartbeat_at=time.time())
-                except Exception:  # noqa: BLE001 - a missed heartbeat must never kill training
-                    pass
 
 
 class Run:
@@ -95,11 +69,15 @@ class Run:
             if previous.blocks:
                 self._step = int(previous.blocks[-1].rows["step"][-1]) + 1
         store.run_dir(self.id).mkdir(parents=True, exist_ok=True)
+        if self._is_owner:  # a copy of the catalogue row: the catalogue can be rebuilt from run folders
+            from runstack.core.recovery import write_run_file
+
+            write_run_file(store.run_dir(self.id), {**row, "status": "running"})
         self._writer = LogWriter(store.log_path(self.id, log_rank), log_rank, start)
         self.config = Config(row.get("config") or {}, self._save_config if self._is_owner else None)
         self.summary = Summary(self._computed_summary, dict(row.get("summary_set") or {}), self._save_summary)
         self._pid = os.getpid()
-        self._background = _Background(self)
+        self._background = Background(self)
         self._background.start()
         self._system = None
         if system_interval is not None:
@@ -141,7 +119,7 @@ class Run:
     @property
     def finished(self) -> bool:
         """True once ``finish()`` has run (then ``runstack.init(id=run.id, resume="allow")`` continues it)."""
-        return self._closed is not None
+        return self._closed in ("finished", "forked")
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, name={self.name!r}, project={self.project!r}, step={self._step})"
@@ -166,7 +144,7 @@ class Run:
             return self._log_when_closed()
         try:
             sig = (*data, *map(type, data.values()))
-        except AttributeError:
+        except (AttributeError, TypeError):
             _values.flatten(data)  # not a dict: raises InvalidMetricError
             raise
         with self._lock:
@@ -234,6 +212,11 @@ class Run:
         shape = (tuple(keys), tuple(codes))
         enc = self._by_shape.get(shape)
         if enc is None:
+            if len(self._by_shape) >= MAX_SCHEMAS:
+                raise InvalidMetricError(
+                    "<data>", sorted(flat)[:5], f"this run already logged {MAX_SCHEMAS:,} different sets of keys: "
+                    "log a steady set of keys per call (several calls with commit=False build one row)",
+                )  # fmt: skip
             enc = self._writer.define(len(self._by_shape) + 1, *shape)
             self._by_shape[shape] = enc
         # Cacheable when the dict needs no conversion: plain values, or numpy scalars, which
@@ -261,6 +244,8 @@ class Run:
             summary: "last" (default), "min", "max", "mean", "first" or "none".
             step_metric: another metric to plot this one against (e.g. "epoch").
         """
+        if not isinstance(name, str):
+            raise InvalidArgumentError("name", name, "a metric name or glob pattern such as 'val/*'")
         _values.check_key(name.replace("*", "x"))
         spec: dict[str, Any] = {"summary": check_reduction(summary)}
         if step_metric is not None:
@@ -328,7 +313,7 @@ class Run:
             status = "failed" if exit_code else "finished"
         if status not in ("finished", "failed"):
             raise InvalidArgumentError("status", status, "'finished' or 'failed'")
-        if self._closed is not None:
+        if self._closed in ("finished", "forked"):
             return
         if self._activity is not None and not self._activity_completed():  # outside the lock: it may log
             status = "failed"
@@ -336,10 +321,12 @@ class Run:
                 f"{self._activity[0]} did not reach its end: it raised an exception (handled by the calling code)"
             )
         self._activity = None
+        # Each stage may fail (a full disk) and is retried by calling finish() again; until the
+        # run is marked finished, log() is refused and the status stays "running".
         with self._lock:
-            if self._closed is not None:
+            if self._closed in ("finished", "forked"):
                 return
-            self._closed = "finished"
+            self._closed = "closing"
             self._background.stop.set()
             self._background.join()
             if self._system is not None:
@@ -347,8 +334,13 @@ class Run:
             self._writer.close()
         if self._is_owner:
             summary, last_ts = self._store.summarize(self.id, self._metrics)
-            self._store.catalog.update_run(self.id, status=status, ended_at=time.time(), summary=summary,
-                                           error=error if status == "failed" else None)  # fmt: skip
+            fields = dict(status=status, ended_at=time.time(), summary=summary, config=self.config.as_dict(),
+                          error=error if status == "failed" else None)  # fmt: skip
+            self._store.catalog.update_run(self.id, **fields)
+            from runstack.core.recovery import write_run_file
+
+            write_run_file(self._store.run_dir(self.id), {**self._row, **fields, "metrics": self._metrics})
+        self._closed = "finished"
         from runstack.core import session
 
         session.forget(self)
@@ -372,6 +364,8 @@ class Run:
     def _log_when_closed(self) -> None:
         if self._closed == "forked":
             return  # a fork child (e.g. a DataLoader worker): the parent owns the run
+        if self._closed == "closing":
+            raise RunStateError(f"run {self.id!r} is being finished: its finish() failed, call run.finish() again")
         raise RunStateError(
             f"run {self.id!r} is finished: call runstack.init(id={self.id!r}, resume='allow') to log more"
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+import sqlite3
 import string
 import sys
 import time
@@ -86,6 +87,9 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
             previous_run.finish()
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise InvalidArgumentError("tags", tags, "a list of strings, e.g. tags=['baseline']")
+    for label, text in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type),
+                        *(("tags", t) for t in tags or ())):  # fmt: skip
+        _values.check_text(label, text)
     project = _values.check_project(project or os.environ.get("RUNSTACK_PROJECT") or "default")
     if id is not None:
         _values.check_run_id(id)
@@ -102,7 +106,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         run_id = id or ranks.job_run_id() or "disabled"
         status = "disabled" if mode == "disabled" else f"not logging on rank {info.rank}"
         return _activate(NoOpRun(run_id, name or run_id, project, info, config_data, dir, status))
-    run_id = ranks.share_run_id(id or ranks.job_run_id() or new_id()) if log_ranks == "all" else id or new_id()
+    if log_ranks == "all":  # every rank must name the same run, and no other job may name it
+        run_id = ranks.share_run_id(id or new_id()) if ranks.group_is_up() else id or ranks.job_run_id() or new_id()
+    else:
+        run_id = id or new_id()
     store = Store(dir)
     if not info.is_main:  # log_ranks="all": add this rank's history to rank 0's run
         log_path = store.log_path(run_id, info.rank)
@@ -130,21 +137,34 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
             "created_at": time.time(), "config": config_data, "summary": {}, "summary_set": {}, "metrics": {},
             **facts,
         }  # fmt: skip
-        store.catalog.create_run(row, list(tags or []))
+        try:
+            store.catalog.create_run(row, list(tags or []))
+        except sqlite3.IntegrityError:  # another process created this id a moment ago
+            raise RunExistsError(run_id) from None
         row["tags"] = list(tags or [])
+        restore: dict[str, Any] | None = None
     else:
         if existing["status"] == "running":
             raise RunStateError(
                 f"run {run_id!r} is still running (pid {existing['pid']} on {existing['host']}): finish it first"
             )
-        log_path = store.log_path(run_id, 0)
-        previous = read_log(log_path) if log_path.exists() else None
         merged = {**existing["config"], **config_data}
-        store.catalog.update_run(run_id, status="running", ended_at=None, error=None, config=merged,
-                                 resumed=existing["resumed"] + 1, **facts)  # fmt: skip
+        # Claim the run: of several processes resuming it at once, exactly one wins.
+        if not store.catalog.update_run_if(run_id, {"status": existing["status"], "resumed": existing["resumed"]},
+                                           status="running", ended_at=None, error=None, config=merged,
+                                           resumed=existing["resumed"] + 1, **facts):  # fmt: skip
+            raise RunStateError(f"run {run_id!r} was just resumed by another process: wait for it to finish")
+        restore = {"status": existing["status"], "ended_at": existing["ended_at"], "error": existing["error"]}
         store.catalog.add_tags(run_id, list(tags or []))
         row = {**existing, "config": merged, "tags": sorted({*existing["tags"], *(tags or [])})}
-    return _activate(Run(store, row, info, 0, previous, strict_steps, sampling))
+    try:
+        log_path = store.log_path(run_id, 0)
+        previous = read_log(log_path) if restore is not None and log_path.exists() else None
+        return _activate(Run(store, row, info, 0, previous, strict_steps, sampling))
+    except BaseException:
+        if restore is not None:  # the claim failed half-way: give the run back as it was
+            store.catalog.update_run(run_id, **restore)
+        raise
 
 
 def _open_in_process(store: Store, run_id: str) -> Run | None:
@@ -223,4 +243,14 @@ def _install_hooks() -> None:
     atexit.register(_finish_at_exit)
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    from runstack.core.background import FORK_GUARD
+
+    os.register_at_fork(before=FORK_GUARD.acquire, after_in_parent=FORK_GUARD.release,
+                        after_in_child=_child_after_fork)  # fmt: skip
+
+
+def _child_after_fork() -> None:
+    from runstack.core.background import FORK_GUARD
+
+    FORK_GUARD.release()
+    _after_fork_in_child()

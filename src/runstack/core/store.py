@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runstack.core import recovery
 from runstack.core.blobs import BlobStore
 from runstack.core.catalog import Catalog
 from runstack.core.envinfo import process_started
+from runstack.core.logfile import history_locked
 from runstack.core.logread import LogContents, read_log
 from runstack.core.summary import compute_summary
-from runstack.errors import RunNotFoundError, StoreError
+from runstack.errors import RunNotFoundError, RunstackError, StoreError
 
 STALE_HEARTBEAT_S = 15 * 60  # a run on another host that has not beaten for this long crashed
 HEARTBEAT_S = 60.0
@@ -49,11 +51,17 @@ def _folder_bytes(path: Path) -> int:
 class Store:
     """A store folder: its catalogue and its runs' files."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, read_only: bool | None = None) -> None:
-        """Open (creating if needed) the store; ``read_only`` (default: when the folder is not
-        writable) opens an existing store for reading only."""
+    def __init__(self, root: str | os.PathLike[str] | None = None, read_only: bool | None = None,
+                 create: bool = True) -> None:  # fmt: skip
+        """Open the store; ``create`` makes it when missing (readers pass False and get a clear
+        error instead of a new empty store); ``read_only`` (default: when the folder is not
+        writable) opens an existing store for reading only. A store whose catalogue was lost
+        has it rebuilt from its run folders."""
         self.root = resolve_root(root).absolute()
+        self.problems: dict[str, str] = {}  # run id -> why it was skipped (damaged run)
         catalog = self.root / "catalog.db"
+        if not create and not catalog.exists() and not (self.root / "runs").is_dir():
+            raise StoreError(self.root, "there is no runstack store here: check --dir or RUNSTACK_DIR")
         if read_only is None:
             read_only = catalog.exists() and not os.access(self.root, os.W_OK)
         self.read_only = read_only
@@ -73,8 +81,11 @@ class Store:
             raise StoreError(
                 self.root, f"cannot create the store folder ({exc.strerror}): choose a writable dir="
             ) from exc
+        lost = not catalog.exists()
         self.catalog = Catalog(self.root / "catalog.db")
         self.media = BlobStore(self.root / "media")
+        if lost and recovery.needs_rebuild(self):  # run folders without a catalogue: it was lost
+            self.rebuilt = recovery.rebuild_catalog(self)
 
     def decode_media(self, ref: dict[str, Any]) -> Any:
         """The Image/Table/... object a history media reference stands for."""
@@ -94,6 +105,8 @@ class Store:
         return [read_log(p) for p in paths]
 
     def get(self, run_id: str) -> dict[str, Any]:
+        if not isinstance(run_id, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in run_id):
+            raise RunNotFoundError(str(run_id).encode("utf-8", "backslashreplace").decode(), str(self.root))
         row = self.catalog.get_run(run_id)
         if row is None:
             raise RunNotFoundError(run_id, str(self.root))
@@ -106,24 +119,40 @@ class Store:
         return compute_summary(logs, metrics), max(last, default=None)
 
     def reconcile(self) -> list[str]:
-        """Mark runs whose process died without finishing as ``crashed``; returns their ids."""
+        """Mark runs whose process died without finishing as ``crashed``; returns their ids.
+
+        A run is alive while a process holds the lock on its history file (whatever PID
+        namespace it runs in), or, failing that, while its pid lives (same host) or it beat
+        recently (other hosts). A damaged run is skipped and noted in ``problems``; a run that
+        finished or was resumed meanwhile is never marked (the update is conditional).
+        """
         if self.read_only:
             return []
         host, now, crashed = socket.gethostname(), time.time(), []
         for row in self.catalog.runs("WHERE status = 'running'"):
-            if row["host"] == host and row["pid"] is not None:
-                started = process_started(row["pid"])
-                alive = started is not None and (row["pid_started"] is None or abs(started - row["pid_started"]) < 1.0)
-            else:
-                alive = now - (row["heartbeat_at"] or row["created_at"]) < STALE_HEARTBEAT_S
-            if alive:
+            try:
+                if self._alive(row, host, now):
+                    continue
+                summary, last_ts = self.summarize(row["id"], row["metrics"] or {})
+                marked = self.catalog.update_run_if(
+                    row["id"], {"status": "running", "pid": row["pid"], "resumed": row["resumed"]},
+                    status="crashed", summary=summary, ended_at=last_ts or row["heartbeat_at"] or row["created_at"],
+                    error="the process ended without finish() (killed or crashed)",
+                )  # fmt: skip
+            except (RunstackError, OSError, ValueError) as exc:
+                self.problems[row["id"]] = f"{type(exc).__name__}: {exc}"
                 continue
-            summary, last_ts = self.summarize(row["id"], row["metrics"] or {})
-            self.catalog.update_run(row["id"], status="crashed", summary=summary,
-                                    ended_at=last_ts or row["heartbeat_at"] or row["created_at"],
-                                    error="the process ended without finish() (killed or crashed)")  # fmt: skip
-            crashed.append(row["id"])
+            if marked:
+                crashed.append(row["id"])
         return crashed
+
+    def _alive(self, row: dict[str, Any], host: str, now: float) -> bool:
+        if history_locked(self.log_path(row["id"], 0)):
+            return True
+        if row["host"] == host and row["pid"] is not None:
+            started = process_started(row["pid"])
+            return started is not None and (row["pid_started"] is None or abs(started - row["pid_started"]) < 1.0)
+        return now - (row["heartbeat_at"] or row["created_at"]) < STALE_HEARTBEAT_S
 
     def _owned_folder(self, run_id: str) -> Path | None:
         """The run's folder if it lies directly in ``runs/`` (ids written by older versions, or by
@@ -147,15 +176,41 @@ class Store:
         shutil.rmtree(folder, ignore_errors=True)
         return freed
 
-    def gc(self, dry_run: bool = False) -> GcReport:
-        """Mark crashed runs and remove run folders the catalogue no longer knows."""
+    def gc(self, dry_run: bool = False, only: list[str] | None = None) -> GcReport:
+        """Mark crashed runs and remove run folders the catalogue no longer knows.
+
+        ``only`` limits deletion to those folder names (what a user confirmed after a dry run);
+        a folder the catalogue lists by then is kept.
+        """
         report = GcReport(crashed=[] if dry_run else self.reconcile())
         known = self.catalog.run_ids()
         known_tops = {run_id.split("/")[0] for run_id in known}  # ids from older versions held a '/'
         for folder in sorted((self.root / "runs").iterdir()):
+            if only is not None and folder.name not in only:
+                continue
             if folder.is_dir() and not folder.is_symlink() and folder.name not in known | known_tops:
                 report.orphan_dirs.append(folder.name)
                 report.bytes_freed += _folder_bytes(folder)
                 if not dry_run:
                     shutil.rmtree(folder, ignore_errors=True)
         return report
+
+    def check(self) -> dict[str, str]:
+        """Every run that cannot be read in full, with what is wrong (``runstack doctor``)."""
+        problems = dict(self.problems)
+        for row in self.catalog.runs():
+            found = []
+            if row["damaged"]:
+                found.append(f"damaged catalogue fields {', '.join(row['damaged'])}")
+            if not self.run_dir(row["id"]).is_dir():
+                found.append("its folder is missing")
+            else:
+                try:
+                    skipped = sum(log.skipped_bytes for log in self.read_logs(row["id"]))
+                    if skipped:
+                        found.append(f"{skipped:,} damaged history bytes skipped")
+                except (RunstackError, OSError, ValueError) as exc:
+                    found.append(f"history unreadable ({exc})")
+            if found:
+                problems[row["id"]] = "; ".join(found)
+        return problems

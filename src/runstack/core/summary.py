@@ -62,19 +62,32 @@ def reduce_values(values: Any, how: str) -> Any:
 
 
 def compute_summary(logs: list[LogContents], metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The summary of a run from its logs (rank 0's log when several ranks logged)."""
-    from runstack.core.history import assemble
+    """The summary of a run from its logs (rank 0's log when several ranks logged).
 
-    primary = [min(logs, key=lambda lg: lg.rank)] if logs else []
-    cols = assemble(primary)
+    Works key by key on the values each key actually has, so a run with many keys each
+    logged a few times costs memory in proportion to its values, not keys x rows.
+    """
+    import numpy as np
+
+    if not logs:
+        return {}
+    primary = min(logs, key=lambda lg: lg.rank)
+    parts: dict[str, list[Any]] = {}
+    for block in primary.blocks:  # file order
+        enc = primary.schemas[block.sid]
+        for i, key in enumerate(enc.keys):
+            parts.setdefault(key, []).append(block.rows[f"v{i}"])
     out: dict[str, Any] = {}
-    for key, col in cols.data.items():
+    for key, arrays in parts.items():
         how = metric_spec(metrics, key).get("summary", "last")
-        if how == "none" or not col.present.any():
+        if how == "none":
             continue
-        if col.values.dtype == object and any(isinstance(v, dict) for v in col.values[col.present]):
-            continue  # media: the history holds them, the summary holds numbers
-        out[key] = reduce_values(col.values[col.present], how)
+        kinds = {a.dtype.kind for a in arrays}
+        if len(kinds) == 1:
+            values = np.concatenate(arrays)
+        else:  # a key logged with several types keeps each value's type for last/first
+            values = np.concatenate([a.astype(object) for a in arrays])
+        out[key] = reduce_values(values, how)
     return out
 
 

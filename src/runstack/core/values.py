@@ -28,13 +28,24 @@ def check_key(key: Any) -> str:
         )
     if key in RESERVED_KEYS:
         raise InvalidMetricError(key, key, f"{key} is reserved for runstack: use another name, or step= for the step")
-    if any(ord(ch) < 32 for ch in key):
-        raise InvalidMetricError(key, key, "metric names must not contain control characters")
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+        raise InvalidMetricError(
+            key.encode("utf-8", "backslashreplace").decode(),
+            key,
+            "metric names must be printable text (no control characters or lone surrogates)",
+        )
     return key
 
 
-def flatten(data: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+MAX_DEPTH = 32
+
+
+def flatten(data: Any, prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
     """Flatten nested dicts into ``"a/b"`` keys, checking every key."""
+    if depth > MAX_DEPTH:
+        raise InvalidMetricError(
+            prefix.rstrip("/")[:60], "{...}", f"dicts nested deeper than {MAX_DEPTH}: flatten them"
+        )
     if out is None:
         if not isinstance(data, dict):
             raise InvalidMetricError("<data>", data, "log() takes a dict of metrics, e.g. run.log({'loss': 0.3})")
@@ -44,7 +55,7 @@ def flatten(data: Any, prefix: str = "", out: dict[str, Any] | None = None) -> d
         if isinstance(value, dict):
             if not value:
                 raise InvalidMetricError(name, value, "an empty dict has no metrics to log")
-            flatten(value, name + "/", out)
+            flatten(value, name + "/", out, depth + 1)
         else:
             if name in out:
                 raise InvalidMetricError(name, value, "this name appears twice after flattening nested dicts")
@@ -80,13 +91,20 @@ def classify(key: str, value: Any) -> tuple[str, int | float | bool]:
         return "d", value
     module = kind.__module__
     if module == "numpy" or module.startswith("torch"):
-        return classify(key, _item(key, value))
+        plain = _item(key, value)
+        if type(plain).__module__ == "numpy":  # .item() of a longdouble or complex stays numpy
+            if getattr(getattr(plain, "dtype", None), "kind", "") == "f":
+                return "d", float(plain)
+            raise InvalidMetricError(key, value, f"{type(plain).__name__} is not a real number: log float(value)")
+        return classify(key, plain)
     if isinstance(value, bool):
         return "?", bool(value)
     if isinstance(value, int):
         return classify(key, int(value))
     if isinstance(value, float):
         return "d", float(value)
+    if isinstance(value, complex):
+        raise InvalidMetricError(key, value, "complex numbers are not stored: log value.real and value.imag")
     if isinstance(value, (str, bytes)):
         reason = "log() stores numbers and bools: put text in run.summary or run.config"
     elif value is None:
@@ -144,3 +162,15 @@ def check_project(project: Any) -> str:
             "project", project, "a name of at most 128 printable characters without '/' or '\\\\', not '.' or '..'"
         )
     return project
+
+
+def check_text(name: str, value: Any, limit: int = 100_000) -> str | None:
+    """Free text stored in the catalogue (a run's name, notes, tags): a str that UTF-8 can hold."""
+    from runstack.errors import InvalidArgumentError
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        shown = value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) else value
+        raise InvalidArgumentError(name, shown, f"text of at most {limit:,} characters (no lone surrogates)")
+    return value
