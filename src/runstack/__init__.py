@@ -49,6 +49,20 @@ def finish(exit_code: int | None = None, status: str | None = None) -> None:
         run.finish(exit_code=exit_code, status=status)
 
 
+def sweep(config: Any, project: str | None = None, dir: Any = None, seed: int | None = None) -> str:
+    """Create a sweep from a wandb-style config dict or YAML path; returns its id (see ``runstack.sweeps``)."""
+    from runstack.sweeps import sweep as _sweep
+
+    return _sweep(config, project=project, dir=dir, seed=seed)
+
+
+def agent(sweep_id: str, function: Any = None, count: int | None = None, dir: Any = None) -> int:
+    """Run trials of a sweep, in this process with ``function`` or as the sweep's command."""
+    from runstack.sweeps import agent as _agent
+
+    return _agent(sweep_id, function=function, count=count, dir=dir)
+
+
 def watch(model: Any, log: str = "gradients", log_freq: int = 100, run: Any = None) -> None:
     """Record gradient/parameter norms of a torch model through hooks (see ``integrations.torch.watch``)."""
     from runstack.integrations.torch import watch as _watch
@@ -88,10 +102,12 @@ __all__ = [
     "RunstackError",
     "Table",
     "Text",
+    "agent",
     "define_metric",
     "finish",
     "init",
     "log",
+    "sweep",
     "unwatch",
     "watch",
 ]

@@ -13,6 +13,7 @@ Each message names the bad value and says what to do about it.
     ├── RunExistsError            ``id=`` names a run that exists and ``resume="never"``
     ├── ArtifactError             a bad artifact name, path or operation
     │   └── ArtifactCorruptError  a stored file no longer matches its checksum
+    ├── SweepConfigError          a sweep config field that is missing or invalid
     ├── StoreError                the store folder cannot be read or written
     │   └── StoreFormatError      the store was written by a newer format
     └── MissingDependencyError    an optional package is not installed
@@ -127,6 +128,15 @@ class StoreFormatError(StoreError):
     """The store or a history file was written by an unknown format version."""
 
 
+class SweepConfigError(RunstackError, ValueError):
+    """A sweep config field that is missing or invalid."""
+
+    def __init__(self, field: str, value: Any, fix: str) -> None:
+        self.field, self.value = field, value
+        shown = " ".join(repr(value).split())
+        super().__init__(f"sweep config {field} = {shown[:80]} is not valid: {fix}")
+
+
 class MissingDependencyError(RunstackError, ImportError):
     """An optional package needed by this feature is not installed."""
 
@@ -149,4 +159,5 @@ __all__ = [
     "StepOrderError",
     "StoreError",
     "StoreFormatError",
+    "SweepConfigError",
 ]

@@ -16,12 +16,13 @@ from rich.text import Text
 
 from runstack.cli.artifacts import register as register_artifacts
 from runstack.cli.data import register as register_data
+from runstack.cli.sweeps import register as register_sweeps
 from runstack.core.api import Api, RunView
 from runstack.core.store import Store
 from runstack.errors import RunstackError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "magenta"}
+STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "magenta", "pruned": "yellow"}
 
 
 def _fmt_value(value: Any) -> str:
@@ -256,6 +257,7 @@ def demo_command(store_dir: str | None, steps: int) -> None:
 
 register_artifacts(main, dir_option, console)
 register_data(main, console)
+register_sweeps(main, dir_option, console)
 
 if __name__ == "__main__":
     main()

@@ -57,6 +57,7 @@ class Run:
         self._enc: Encoder | None = None
         self._step = 0
         self._closed: str | None = None  # "finished", or "forked" in a fork child
+        self.forced_status: str | None = None  # set by a sweep's pruner: the status finish() records
         # Training an integration started and has not ended: (what, completion check).
         self._activity: tuple[str, Callable[[], bool] | None] | None = None
         self._summary_cache: tuple[Any, dict[str, Any]] | None = None
@@ -303,19 +304,19 @@ class Run:
 
         Args:
             exit_code: 0 (finished) or non-zero (failed), as with a process.
-            status: "finished" or "failed"; overrides ``exit_code``.
+            status: "finished", "failed" or "pruned" (a sweep stopped it early); overrides ``exit_code``.
             error: what went wrong, stored with a failed run and shown by ``runstack show``.
 
         A run closed while an integration's training has not reached its end (the training
         raised, even if the script caught the exception) is marked failed.
         """
         if status is None:
-            status = "failed" if exit_code else "finished"
-        if status not in ("finished", "failed"):
-            raise InvalidArgumentError("status", status, "'finished' or 'failed'")
+            status = self.forced_status or ("failed" if exit_code else "finished")
+        if status not in ("finished", "failed", "pruned"):
+            raise InvalidArgumentError("status", status, "'finished', 'failed' or 'pruned'")
         if self._closed in ("finished", "forked"):
             return
-        if self._activity is not None and not self._activity_completed():  # outside the lock: it may log
+        if self._activity is not None and status != "pruned" and not self._activity_completed():  # may log
             status = "failed"
             error = error or (
                 f"{self._activity[0]} did not reach its end: it raised an exception (handled by the calling code)"

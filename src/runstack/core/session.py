@@ -90,6 +90,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     for label, text in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type),
                         *(("tags", t) for t in tags or ())):  # fmt: skip
         _values.check_text(label, text)
+    trial = _sweep_trial() if mode == "local" else None
+    if trial is not None:  # inside a sweep trial: join it (wandb's rules: sweep parameters win)
+        id, resume = id or trial["run_id"], "allow" if id is None else resume
+        name, group, job_type = name or trial["name"], group or trial["sweep_id"], job_type or "sweep"
+        config = {**(to_json("config", config) if config is not None else {}), **trial["params"]}
     project = _values.check_project(project or os.environ.get("RUNSTACK_PROJECT") or "default")
     if id is not None:
         _values.check_run_id(id)
@@ -160,11 +165,24 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     try:
         log_path = store.log_path(run_id, 0)
         previous = read_log(log_path) if restore is not None and log_path.exists() else None
-        return _activate(Run(store, row, info, 0, previous, strict_steps, sampling))
+        run = Run(store, row, info, 0, previous, strict_steps, sampling)
+        if trial is not None:
+            from runstack.sweeps.trial import attach
+
+            attach(run)
+        return _activate(run)
     except BaseException:
         if restore is not None:  # the claim failed half-way: give the run back as it was
             store.catalog.update_run(run_id, **restore)
         raise
+
+
+def _sweep_trial() -> dict[str, Any] | None:
+    if not os.environ.get("RUNSTACK_SWEEP_ID"):
+        return None
+    from runstack.sweeps.trial import context
+
+    return context()
 
 
 def _open_in_process(store: Store, run_id: str) -> Run | None:
