@@ -59,7 +59,7 @@ def rebuild_catalog(store: Store) -> RebuildReport:
     known = store.catalog.run_ids()
     runs = store.root / "runs"
     for folder in sorted(p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()) if runs.is_dir() else []:
-        if folder.name in known:
+        if folder.name in known or not _owned_by_a_run(folder):
             continue
         try:
             check_run_id(folder.name)
@@ -95,10 +95,16 @@ def _row_from(folder: Path, saved: dict[str, Any] | None) -> dict[str, Any]:
     return row
 
 
+def _owned_by_a_run(folder: Path) -> bool:
+    """Written by a run's main process, which creates the catalogue row first. (A folder with
+    only another rank's history can appear before rank 0 has created the row.)"""
+    return (folder / RUN_FILE).exists() or (folder / "history.0.rsl").exists()
+
+
 def needs_rebuild(store: Store) -> bool:
     """A catalogue with no runs beside run folders: it was lost (or moved away)."""
     runs = store.root / "runs"
-    return runs.is_dir() and not store.catalog.run_ids() and any(p.is_dir() for p in runs.iterdir())
+    return runs.is_dir() and not store.catalog.run_ids() and any(_owned_by_a_run(p) for p in runs.iterdir())
 
 
 def backup_catalog(store: Store) -> Path | None:
