@@ -10,7 +10,7 @@ nox.options.default_venv_backend = "venv"
 
 # torch first and pinned: an unpinned torch pulled in by a framework would be a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
-FRAMEWORK_EXTRAS = ("lightning", "transformers", "keras", "lightgbm", "accelerate", "datasets", "gpu", "sweeps")
+FRAMEWORK_EXTRAS = ("lightning", "transformers", "keras", "lightgbm", "accelerate", "datasets", "gpu", "sweeps", "ui")
 ENV = {"HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -59,11 +59,12 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark; each prints one summary line."""
-    _install(session, "sweeps,dev")
+    _install(session, "sweeps,ui,dev")
     session.run("python", "bench/log_overhead.py", env=ENV)
     session.run("python", "bench/kill_recovery.py", env=ENV)
     session.run("python", "bench/reliability.py", env=ENV)
     session.run("python", "bench/sweep_overhead.py", env=ENV)
+    session.run("python", "bench/ui_history.py", env=ENV)
     session.run("python", "bench/system_metrics.py", env=ENV)
 
 

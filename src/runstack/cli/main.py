@@ -243,6 +243,31 @@ def doctor_command(store_dir: str | None, rebuild: bool) -> None:
         sys.exit(1)
 
 
+@main.command("ui")
+@dir_option
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback only by default)."
+)
+@click.option("--port", default=8765, show_default=True, help="Port (0 picks a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in a browser.")
+def ui_command(store_dir: str | None, host: str, port: int, open_browser: bool) -> None:
+    """Serve the dashboard over the store (read-only) until Ctrl-C."""
+    try:
+        from runstack.ui import serve
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        from runstack.errors import MissingDependencyError
+
+        raise MissingDependencyError(exc.name or "starlette", "ui") from exc
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        from runstack.errors import MissingDependencyError
+
+        raise MissingDependencyError(exc.name or "starlette", "ui") from exc
+    serve(store_dir, host, port, open_browser, ready=lambda url: console.print(f"runstack ui: {url} (Ctrl-C stops)"))
+
+
 @main.command("demo")
 @dir_option
 @click.option("--steps", default=300, show_default=True, help="Training steps.")
