@@ -3,7 +3,6 @@ driven by Playwright; the store is made by logging real runs."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -87,6 +86,3 @@ def open_page(page, url):
     page.wait_for_function("document.body.dataset.ready !== undefined", timeout=30_000)
     assert page.evaluate("document.body.dataset.ready") == "1", page.content()[-2000:]
     return page
-
-
-os.environ.setdefault("RUNSTACK_SYSTEM_METRICS", "0")

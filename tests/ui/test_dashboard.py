@@ -214,3 +214,23 @@ def test_runstack_ui_serves_loopback_and_stops_cleanly_on_ctrl_c(store_dir, runs
     assert _get(url + "api/projects")[0] == 200
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0 and "Traceback" not in proc.stderr.read()
+
+
+def test_a_sweep_page_shows_parallel_coordinates_and_importances(serve, page, store_dir):
+    pytest.importorskip("optuna")
+
+    def train():
+        run = runstack.init()
+        run.log({"loss": (run.config["lr"] - 0.3) ** 2 + 0.01 * run.config["depth"]})
+        run.finish()
+
+    sweep_id = runstack.sweep({"method": "random", "metric": {"name": "loss"}, "parameters": {
+        "lr": {"min": 0.0, "max": 1.0}, "depth": {"values": [1, 2, 3]}}}, project="sw", seed=0)  # fmt: skip
+    assert runstack.agent(sweep_id, function=train, count=8) == 8
+    url = serve(store_dir)
+    open_page(page, url + "/")
+    assert page.locator(f"#sweeps a[href='/sweeps/{sweep_id}']").count() == 1
+    open_page(page, url + f"/sweeps/{sweep_id}")
+    assert page.locator("#parallel svg polyline").count() == 8
+    assert set(page.locator("#importance td:first-child").all_inner_texts()) == {"lr", "depth"}
+    assert page.locator("#trials tr").count() == 9 and page.console_errors == []

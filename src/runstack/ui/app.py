@@ -130,6 +130,16 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         used = [v for v in versions if run_id in v["used_by"]]
         return JSONResponse(data.jsonable({"logged": logged, "used": used}))
 
+    async def sweeps(request: Request) -> Response:
+        from runstack.ui.sweeps import sweep_list
+
+        return JSONResponse(sweep_list(store()))
+
+    async def sweep(request: Request) -> Response:
+        from runstack.ui.sweeps import sweep_detail
+
+        return JSONResponse(sweep_detail(store(), request.path_params["sweep_id"]))
+
     async def openapi(request: Request) -> Response:
         return JSONResponse(SPEC)
 
@@ -150,6 +160,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         Route("/projects/{project}", page, name="runs"),
         Route("/runs/{run_id}", page, name="run"),
         Route("/compare", page, name="compare"),
+        Route("/sweeps/{sweep_id}", page, name="sweep"),
         Route("/api/projects", projects),
         Route("/api/runs", runs),
         Route("/api/runs/{run_id}", run),
@@ -157,6 +168,8 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         Route("/api/runs/{run_id}/media", media),
         Route("/api/runs/{run_id}/artifacts", artifacts),
         Route("/api/media/{digest}", media_file),
+        Route("/api/sweeps", sweeps),
+        Route("/api/sweeps/{sweep_id}", sweep),
         Route("/api/openapi.json", openapi),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

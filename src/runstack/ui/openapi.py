@@ -56,6 +56,10 @@ SPEC: dict[str, Any] = {
             "Media logged under `key`: steps and references.", [("key", "string", "")], path_param="run_id"
         ),  # fmt: skip
         "/api/runs/{run_id}/artifacts": _get("Artifacts the run logged and used.", path_param="run_id"),
+        "/api/sweeps": _get("Sweeps: state, method, metric, trials by status, best value."),
+        "/api/sweeps/{sweep_id}": _get(
+            "One sweep: its trials (parameters, status, value, run) and parameter importances.", path_param="sweep_id"
+        ),  # fmt: skip
         "/api/media/{digest}": _get(
             "A stored media file by SHA-256 (`kind`: image, audio, table, html).",
             [("kind", "string", "")],

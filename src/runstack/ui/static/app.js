@@ -91,6 +91,10 @@ async function projectsPage() {
     list.append(el("li", {}, el("a", { href: `/projects/${encodeURIComponent(p.name)}`, text: p.name }),
       el("div", { text: `${p.runs} run(s), last ${new Date(p.last * 1000).toLocaleString()}` })));
   }
+  const sweeps = await getJSON("/api/sweeps");
+  if (sweeps.length) document.getElementById("main").append(el("h1", { text: "Sweeps" }), el("ul", { id: "sweeps", class: "cards" },
+    ...sweeps.map(s => el("li", {}, el("a", { href: `/sweeps/${encodeURIComponent(s.id)}`, text: s.id }),
+      el("div", { text: `${s.project} · ${s.method} · ${s.state} · ${Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(", ")}` })))));
 }
 
 function parseFilter(text) {
@@ -359,7 +363,65 @@ async function comparePage() {
   await draw();
 }
 
-const pages = { projects: projectsPage, runs: runsPage, run: runPage, compare: comparePage };
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function parallelCoordinates(sweep) {
+  const axes = [...sweep.params, sweep.metric || "value"];
+  const trials = sweep.trials.filter(t => t.value != null);
+  const width = Math.max(420, axes.length * 160), height = 260, pad = 30;
+  const chart = svg("svg", { width, height, class: "parallel" });
+  const scales = axes.map((axis, i) => {
+    const values = trials.map(t => (i === axes.length - 1 ? t.value : t.config[axis]));
+    const numeric = values.every(v => typeof v === "number");
+    const cats = numeric ? [] : [...new Set(values.map(v => JSON.stringify(v)))].sort();
+    const lo = numeric ? Math.min(...values) : 0, hi = numeric ? Math.max(...values) : Math.max(1, cats.length - 1);
+    const x = pad + i * (width - 2 * pad) / Math.max(1, axes.length - 1);
+    chart.append(svg("line", { x1: x, x2: x, y1: pad, y2: height - pad, stroke: "#888" }));
+    chart.append(svg("text", { x, y: pad - 10, "text-anchor": "middle", "font-size": "11" }, axis));
+    chart.append(svg("text", { x, y: height - 8, "text-anchor": "middle", "font-size": "10" }, numeric ? fmt(lo) : cats[0] || ""));
+    return { x, y: v => {
+      const pos = numeric ? v : cats.indexOf(JSON.stringify(v));
+      return height - pad - (hi === lo ? 0.5 : (pos - lo) / (hi - lo)) * (height - 2 * pad);
+    } };
+  });
+  const values = trials.map(t => t.value), best = Math.min(...values), worst = Math.max(...values);
+  for (const t of trials) {
+    const points = axes.map((axis, i) => `${scales[i].x},${scales[i].y(i === axes.length - 1 ? t.value : t.config[axis])}`);
+    let q = worst === best ? 0.5 : (t.value - best) / (worst - best);
+    if (sweep.goal === "maximize") q = 1 - q;
+    const line = svg("polyline", { points: points.join(" "), fill: "none", stroke: `hsl(${220 - 220 * q}, 70%, 45%)`,
+      "stroke-width": "1.5", "data-trial": String(t.number) });
+    line.append(svg("title", {}, `trial ${t.number}: ${fmt(t.value)}`));
+    chart.append(line);
+  }
+  return chart;
+}
+
+async function sweepPage() {
+  const id = document.getElementById("title").dataset.sweep;
+  const sweep = await getJSON(`/api/sweeps/${encodeURIComponent(id)}`);
+  document.getElementById("title").textContent = `sweep ${sweep.id} (${sweep.state}) — ${sweep.method}, ${sweep.goal} ${sweep.metric || ""}`;
+  document.getElementById("parallel").append(parallelCoordinates(sweep));
+  const importance = document.getElementById("importance");
+  for (const [k, v] of Object.entries(sweep.importances)) importance.append(el("tr", {}, el("td", { text: k }), el("td", { text: v.toFixed(3) })));
+  if (!Object.keys(sweep.importances).length) importance.append(el("tr", {}, el("td", { text: "needs more finished trials" })));
+  const table = document.getElementById("trials");
+  table.append(el("tr", {}, ...["trial", "status", "value", ...sweep.params].map(h => el("th", { text: h }))));
+  for (const t of sweep.trials) {
+    table.append(el("tr", {}, el("td", {}, t.run_id ? el("a", { href: `/runs/${encodeURIComponent(t.run_id)}`, text: String(t.number) }) : String(t.number)),
+      el("td", { class: `status-${t.status}`, text: t.status }), el("td", { text: fmt(t.value) }),
+      ...sweep.params.map(p => el("td", { text: fmt(t.config[p]) }))));
+  }
+}
+
+const pages = { projects: projectsPage, runs: runsPage, run: runPage, compare: comparePage, sweep: sweepPage };
 if (pages[page]) pages[page]().then(() => { document.body.dataset.ready = "1"; }).catch(e => {
   document.getElementById("main").append(el("p", { class: "error", text: `could not load: ${e.message}` }));
   document.body.dataset.ready = "error";
