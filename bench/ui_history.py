@@ -5,8 +5,8 @@
 Logs one metric with ``--points`` steps and a one-step spike, serves the dashboard, and times:
 the history endpoint for 2,000 display points (first request, which parses the file, and then
 warm), reading every raw point the way a client without downsampling would (``RunView.history``),
-and, in Debian's headless Chromium, the time from navigation to the first drawn chart. Prints one
-line; the ratio is raw read / warm endpoint.
+and, in Debian's headless Chromium, the time from navigation to the first drawn chart and to a
+drawn compare view of 100 runs x 10 metrics. Prints one line; the ratio is raw read / warm endpoint.
 """
 
 from __future__ import annotations
@@ -56,7 +56,14 @@ def main() -> None:
         raw = runstack.Api(root).run("big").history(keys=["loss"])
         raw_s = time.perf_counter() - start
         assert len(raw) == args.points
-        first_chart = "n/a (no chromium)"
+        ids = []
+        for r in range(100):  # the compare view: 100 runs x 10 metrics of 500 steps
+            many = runstack.init(dir=root, project="compare")
+            for step in range(500):
+                many.log({f"m{k}": (k + 1) / (step + 1 + r) for k in range(10)})
+            many.finish()
+            ids.append(many.id)
+        first_chart = compare = "n/a (no chromium)"
         if CHROMIUM and shutil.which(CHROMIUM):
             from playwright.sync_api import sync_playwright
 
@@ -67,12 +74,18 @@ def main() -> None:
                 page.goto(f"{server.url}/runs/big")
                 page.wait_for_function("window.__charts && window.__charts['loss']", timeout=120_000)
                 first_chart = f"{(time.perf_counter() - start) * 1e3:.0f} ms"
+                start = time.perf_counter()
+                page.goto(f"{server.url}/compare?runs={','.join(ids)}")
+                page.wait_for_function("document.body.dataset.ready === '1'", timeout=300_000)
+                charts = page.evaluate("Object.keys(window.__charts).length")
+                compare = f"{(time.perf_counter() - start):.1f} s for {charts} charts of 100 runs"
                 browser.close()
         server.stop()
     print(
         f"ui_history: {args.points:,} points -> {len(body['y'])} drawn in {warm * 1e3:.1f} ms warm "
         f"({cold * 1e3:.0f} ms first request) vs {raw_s * 1e3:.0f} ms reading the raw points "
-        f"(ratio {raw_s / warm:.0f}x) | spike kept: {spike_seen} | first chart in Chromium: {first_chart}"
+        f"(ratio {raw_s / warm:.0f}x) | spike kept: {spike_seen} | first chart in Chromium: {first_chart} | "
+        f"compare view: {compare}"
     )
 
 

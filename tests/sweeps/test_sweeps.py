@@ -391,3 +391,66 @@ def test_a_transformers_sweep_gives_linked_runs(store_dir, tmp_path):
     assert len(views) == 2 and sorted(v.config["learning_rate"] for v in views) == [1e-3, 1e-2]
     assert all(v.group == sweep_id and v.history()["train/loss"].notna().sum() == 2 for v in views)
     assert all(v.config["trainer"]["learning_rate"] == v.config["learning_rate"] for v in views)
+
+
+EVERY_FIELD = """
+import json, os, sys, runstack
+run = runstack.init()
+flags = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+plain = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a and not a.startswith(("--", "{")))
+as_json = json.loads(next(a for a in sys.argv[1:] if a.startswith("{")))
+assert flags == plain and as_json == dict(run.config), (flags, plain, as_json, dict(run.config))
+for step in range(9):
+    run.log({"val": {"loss": run.config["lr"] * 10 + 1.0 / (step + 1)}})
+run.finish()
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_file_with_every_field_runs_through_the_cli(store_dir, tmp_path):
+    (tmp_path / "prog.py").write_text(EVERY_FIELD)
+    path = _yaml(
+        tmp_path,
+        f"""
+        name: every-field
+        description: all of wandb's sweep fields
+        project: fields
+        entity: team
+        program: {tmp_path / "prog.py"}
+        command:
+          - ${{env}}
+          - ${{interpreter}}
+          - ${{program}}
+          - ${{args}}
+          - ${{args_no_hyphens}}
+          - ${{args_json}}
+        method: bayes
+        metric: {{name: val/loss, goal: minimize}}
+        run_cap: 6
+        early_terminate: {{type: hyperband, max_iter: 9, eta: 3, s: 1}}
+        parameters:
+          lr: {{distribution: log_uniform_values, min: 0.001, max: 0.1}}
+          q: {{distribution: q_uniform, min: 0, max: 8, q: 2}}
+          li: {{distribution: log_uniform, min: -2, max: 0}}
+          qlv: {{distribution: q_log_uniform_values, min: 1, max: 64, q: 1}}
+          n: {{distribution: normal, mu: 0, sigma: 1}}
+          qn: {{distribution: q_normal, mu: 0, sigma: 4, q: 2}}
+          ln: {{distribution: log_normal, mu: 0, sigma: 0.3}}
+          i: {{distribution: int_uniform, min: 1, max: 3}}
+          u: {{distribution: uniform, min: 0, max: 1}}
+          c: {{distribution: categorical, values: [relu, gelu]}}
+          k: {{distribution: constant, value: 5}}
+          fixed: {{value: on}}
+          opt:
+            parameters:
+              name: {{values: [sgd, adam]}}
+    """,
+    )
+    sweep_id = _create(store_dir, path)
+    agent = _cli(store_dir, "agent", sweep_id)
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    views = runstack.Api(store_dir).runs(project="fields")
+    assert len(views) == 6 and {v.status for v in views} <= {"finished", "pruned"}
+    assert all(v.config["k"] == 5 and v.config["opt"]["name"] in ("sgd", "adam") for v in views)
+    trials = Sweep(Store(store_dir), sweep_id).trials()
+    assert all(t["status"] in ("finished", "pruned") for t in trials), trials

@@ -49,6 +49,14 @@ def runs(store_dir):
                  "sound": runstack.Audio(np.zeros(800, np.float32), sample_rate=8000),
                  "report": runstack.Html("<body><script>try{parent.document.title='pwned'}catch(e){}"
                                          "document.body.textContent='sandboxed'</script></body>")})  # fmt: skip
+        if i == 0:
+            path = store_dir.parent / "data.txt"
+            path.write_text("rows")
+            artifact = runstack.Artifact("data", "dataset")
+            artifact.add_file(path)
+            run.log_artifact(artifact)
+        else:
+            run.use_artifact("data:latest")
         run.finish()
         made[f"run{i}"] = run.id
     evil = runstack.init(project="vision", name=XSS, tags=[XSS], config={XSS: XSS}, system_metrics=False)
@@ -121,6 +129,10 @@ def test_run_page_shows_facts_charts_and_decoded_media(serve, page, store_dir, r
     assert page.inner_text("#media [data-key=preds] table").split() == ["x", "y", "1", "a", "2", "b"]
     assert page.inner_text("#media [data-key=note] pre") == "hello"
     assert page.locator("#media [data-key=sound] audio").count() == 1
+    lineage = page.locator("#artifacts svg.lineage")
+    text = lineage.text_content()
+    assert lineage.count() == 1 and "data:v0" in text and runs["run1"] in text
+    assert page.locator(f"#artifacts svg.lineage a[href='/runs/{runs['run1']}']").count() == 1
 
 
 def test_hostile_text_renders_as_text_and_html_media_stays_in_its_sandbox(serve, page, store_dir, runs):

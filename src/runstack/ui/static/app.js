@@ -324,11 +324,33 @@ async function runPage() {
   const box = document.getElementById("artifacts");
   for (const [label, list] of [["logged", arts.logged], ["used", arts.used]]) {
     for (const a of list) {
-      box.append(el("div", { class: "panel" }, `${label}: ${a.name}:v${a.version} (${a.type}, ${a.size} bytes, aliases ${a.aliases.join(", ")})`,
-        el("div", { text: `lineage: produced by ${a.produced_by || "-"} → used by ${a.used_by.join(", ") || "-"}` })));
+      box.append(el("div", { class: "panel artifact" }, `${label}: ${a.name}:v${a.version} (${a.type}, ${a.size} bytes, aliases ${a.aliases.join(", ")})`,
+        lineageGraph(a, runId)));
     }
   }
   if (!arts.logged.length && !arts.used.length) box.append(el("div", { text: "none" }));
+}
+
+function lineageGraph(artifact, current) {  // producer run -> artifact version -> consumer runs
+  const consumers = artifact.used_by, rows = Math.max(1, consumers.length), height = 30 + rows * 26;
+  const graph = svg("svg", { width: 640, height, class: "lineage" });
+  const node = (x, y, text, href, fill) => {
+    const g = svg("g", {});
+    g.append(svg("rect", { x, y: y - 11, width: 170, height: 22, rx: 4, fill, stroke: "#888" }));
+    g.append(svg("text", { x: x + 85, y: y + 4, "text-anchor": "middle", "font-size": "11" }, text));
+    if (href) { const a = svg("a", { href }); a.append(g); graph.append(a); } else graph.append(g);
+  };
+  const mid = height / 2;
+  const producer = artifact.produced_by;
+  node(10, mid, producer ? `run ${producer}` : "(no run)", producer && producer !== current ? `/runs/${encodeURIComponent(producer)}` : null, producer === current ? "#dbe9ff" : "#fff");
+  node(235, mid, `${artifact.name}:v${artifact.version}`, null, "#fff6d6");
+  graph.append(svg("line", { x1: 180, y1: mid, x2: 235, y2: mid, stroke: "#555", "marker-end": "" }));
+  consumers.forEach((c, i) => {
+    const y = 20 + i * 26 + 6;
+    node(460, y, `run ${c}`, c !== current ? `/runs/${encodeURIComponent(c)}` : null, c === current ? "#dbe9ff" : "#fff");
+    graph.append(svg("line", { x1: 405, y1: mid, x2: 460, y2: y, stroke: "#555" }));
+  });
+  return graph;
 }
 
 async function comparePage() {
@@ -346,13 +368,12 @@ async function comparePage() {
     container.replaceChildren();
     window.__charts = {};
     const x = xSelect.value, alpha = Number(document.getElementById("smooth").value), log = document.getElementById("logscale").checked;
-    for (const key of keys) {
-      const parts = [];
-      for (const r of runs) {
-        const url = `/api/runs/${encodeURIComponent(r.id)}/history?key=${encodeURIComponent(key)}&x=${encodeURIComponent(x)}&points=1000`;
-        cache[url] = cache[url] || await getJSON(url);
-        parts.push(cache[url]);
-      }
+    const fetched = await Promise.all(keys.map(key => Promise.all(runs.map(r => {
+      const url = `/api/runs/${encodeURIComponent(r.id)}/history?key=${encodeURIComponent(key)}&x=${encodeURIComponent(x)}&points=1000`;
+      return (cache[url] = cache[url] || getJSON(url));
+    }))));
+    for (const [ki, key] of keys.entries()) {
+      const parts = fetched[ki];
       if (!parts.some(p => p.y.length)) continue;
       const data = uPlot.join(parts.map(p => [p.x, smooth(p.y, alpha)]));
       makeChart(container, key, runs.map(r => r.name), data, { colors: runs.map(r => colorOf(r.id)), log,
