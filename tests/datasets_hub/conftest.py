@@ -30,7 +30,7 @@ SHARED = _module("shared")
 NEAR = SHARED.replace("return total - 11 // 2", "return total - 11 // 3")
 SECRETS = textwrap.dedent('''\
     """Deployment settings."""
-    ADMIN_EMAIL = "ops.team@example.org"
+    ADMIN_EMAIL = "ops.team@acme-tools.io"
     SERVER = "93.184.216.34"
     LOCAL = "127.0.0.1"
     AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"

@@ -34,6 +34,10 @@ def test_build_filters_dedups_redacts_and_publishes(repos, tmp_path):
     settings = rows[("alice/alpha", "pkg/settings.py")]["content"]
     assert "<EMAIL>" in settings and "<IP_ADDRESS>" in settings and "127.0.0.1" in settings
     assert "AKIAIOSFODNN7EXAMPLE" not in settings and "<PASSWORD>" in settings
+    spans = rows[("alice/alpha", "pkg/settings.py")]["pii"]
+    assert {s["kind"] for s in spans} >= {"email", "ipv4", "aws_access_key_id", "password_assignment"}
+    assert all(settings[s["start"] : s["end"]].startswith("<") for s in spans)
+    assert rows[("alice/alpha", "pkg/settings.py")]["length_bytes"] == len(settings.encode())
     core = rows[("alice/alpha", "pkg/core.py")]
     assert (
         core["language"] == "Python" and core["license_type"] == "permissive" and core["detected_licenses"] == ["MIT"]
@@ -49,7 +53,7 @@ def test_build_filters_dedups_redacts_and_publishes(repos, tmp_path):
     assert dropped["license"] == {"licence non_permissive": 3}
     assert dropped["quality"] == {"line longer than 1000": 1, "auto-generated": 1}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["version"] == "v1" and manifest["counts"]["pii"]["EMAIL"] == 1
+    assert manifest["version"] == "v1" and manifest["counts"]["pii"]["email"] == 1
     assert {s["config"] for s in manifest["shards"]} >= {"python", "rust", "javascript"}
     card = (out / "README.md").read_text()
     assert "config_name: default" in card and "config_name: python" in card and "path: data/python/*.parquet" in card

@@ -16,7 +16,6 @@ from runstack.datasets_hub.ingest import Ingest, git_blob_id
 from runstack.datasets_hub.language import LanguageStep, detect
 from runstack.datasets_hub.licenses import LicenseStep, normalise
 from runstack.datasets_hub.minhash import MinHash, MinHashLSH, shingle_hashes
-from runstack.datasets_hub.pii import SecretScanner, redact
 from runstack.datasets_hub.quality import QualityFilter
 from runstack.datasets_hub.record import SourceFile
 from runstack.errors import InvalidArgumentError
@@ -151,18 +150,6 @@ def test_quality_filters_each_have_a_reason(content, reason):
     assert list(step.run([_record("f.py", content)])) == []
     assert dict(step.stats.dropped) == {reason: 1}
     assert list(step.run([_record("ok.py", "def f(x):\n    return x + 1\n")]))
-
-
-def test_pii_kinds_are_replaced_and_counted():
-    text = ("contact = 'jane.roe@corp.example.com'\nhosts = ['10.0.0.1', '172.16.5.4', '8.8.4.4', '127.0.0.1']\n"
-            "AWS = 'AKIAIOSFODNN7EXAMPLE'\nGH = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n"
-            "db_password = 'correct-horse-battery'\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"
-            "-----END RSA PRIVATE KEY-----\nversion = '1.2.3.4'\n")  # fmt: skip
-    out, counts = redact(text, SecretScanner())
-    assert counts == {"EMAIL": 1, "IP_ADDRESS": 2, "KEY": 3, "PASSWORD": 1}
-    assert "10.0.0.1" in out and "172.16.5.4" in out and "127.0.0.1" in out and "8.8.4.4" not in out
-    for secret in ("jane.roe@", "AKIAIOSFODNN7EXAMPLE", "ghp_abc", "correct-horse", "MIIEowIBAAKCAQEA"):
-        assert secret not in out
 
 
 def test_minhash_estimates_jaccard_and_lsh_finds_near_copies():

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 registry_option = click.option("--registry", type=click.Path(dir_okay=False, path_type=Path), default=None,
                                envvar="RUNSTACK_OPTOUT", help="Opt-out registry (default ./optout.jsonl).")  # fmt: skip
@@ -27,7 +28,7 @@ def _summary(report: Any) -> Table:
     for kind, count in stats["license_types"].items():
         table.add_row(f"licence: {kind}", str(count))
     for kind, count in sorted(report.manifest["counts"]["pii"].items()):
-        table.add_row(f"PII replaced: <{kind}>", str(count))
+        table.add_row(Text(f"PII replaced: {kind}"), str(count))
     table.add_row("files out", str(report.files_out))
     return table
 
@@ -45,15 +46,21 @@ def register(main: click.Group, console: Any) -> None:
                   help="Build settings (TOML or JSON).")  # fmt: skip
     @click.option("--workers", default=1, show_default=True, help="Processes for the per-source stage.")
     @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+    @click.option("--pii", type=click.Choice(["strict", "balanced", "off"]), default=None,
+                  help="Redaction: strict adds every high-entropy string literal; default balanced.")  # fmt: skip
     @registry_option
     def build_command(sources: tuple[str, ...], out: Path, version: str, config_file: str | None, workers: int,
-                      overwrite: bool, registry: Path | None) -> None:  # fmt: skip
+                      overwrite: bool, pii: str | None, registry: Path | None) -> None:  # fmt: skip
         """Build SOURCE... (folders, git repositories, tar/zip archives) into OUT."""
         from runstack.datasets_hub.build import build
         from runstack.datasets_hub.config import BuildConfig
         from runstack.datasets_hub.optout import OptOutRegistry, default_path
 
         config = BuildConfig.load(config_file) if config_file else BuildConfig()
+        if pii is not None:
+            import dataclasses
+
+            config = dataclasses.replace(config, pii=pii)
         path = registry or default_path()
         report = build(list(sources), out, version, config, OptOutRegistry(path) if path.exists() else None,
                        workers=workers, overwrite=overwrite)  # fmt: skip

@@ -69,8 +69,8 @@ class OptOutFilter(Filter):
 def stage_one_steps(config: BuildConfig, registry: OptOutRegistry | None) -> list[PipelineStep]:
     steps: list[PipelineStep] = [LanguageStep(), LicenseStep(config.permissive_licenses, config.keep_license_types),
                                  QualityFilter(config.quality), OptOutFilter(registry)]  # fmt: skip
-    if config.redact_pii:
-        steps.append(PiiStep())
+    if config.redact_pii and config.pii != "off":
+        steps.append(PiiStep(config.pii, config.pii_disabled_kinds))
     return steps
 
 

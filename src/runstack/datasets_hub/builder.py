@@ -30,6 +30,7 @@ FEATURES = datasets.Features({
     "src_encoding": datasets.Value("string"), "detected_licenses": datasets.Sequence(datasets.Value("string")),
     "license_type": datasets.Value("string"), "is_vendor": datasets.Value("bool"),
     "is_generated": datasets.Value("bool"), "near_dup_cluster": datasets.Value("string"),
+    "pii": [{"kind": datasets.Value("string"), "start": datasets.Value("int64"), "end": datasets.Value("int64")}],
 })  # fmt: skip
 
 

@@ -59,11 +59,15 @@ class BuildConfig:
     permissive_licenses: tuple[str, ...] = DEFAULT_PERMISSIVE
     keep_license_types: tuple[str, ...] = ("permissive", "no_license")
     shard_rows: int = 10_000
-    redact_pii: bool = True
+    redact_pii: bool = True  # False is pii="off"
+    pii: str = "balanced"  # "strict" (also any high-entropy string literal), "balanced" or "off"
+    pii_disabled_kinds: tuple[str, ...] = ()  # e.g. ("email", "ipv4"): kinds left in place
     quality: QualityConfig = field(default_factory=QualityConfig)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
 
     def __post_init__(self) -> None:
+        if self.pii not in ("strict", "balanced", "off"):
+            raise InvalidArgumentError("pii", self.pii, "'strict', 'balanced' or 'off'")
         if self.max_file_bytes <= 0:
             raise InvalidArgumentError("max_file_bytes", self.max_file_bytes, "a positive number of bytes")
         unknown = set(self.keep_license_types) - {"permissive", "non_permissive", "no_license"}
@@ -86,7 +90,7 @@ class BuildConfig:
             values["quality"] = QualityConfig(**values["quality"])
         if "minhash" in values:
             values["minhash"] = MinHashConfig(**values["minhash"])
-        for key in ("permissive_licenses", "keep_license_types"):
+        for key in ("permissive_licenses", "keep_license_types", "pii_disabled_kinds"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

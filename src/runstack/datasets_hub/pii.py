@@ -1,113 +1,133 @@
-"""PII and secret redaction: emails, public IP addresses, keys, tokens and passwords.
+"""PII and secret redaction that catches secrets and leaves code alone.
 
-Emails and IPs are found with patterns (private, loopback, link-local and reserved
-addresses are left alone); secrets with detect-secrets' plugins (AWS, GitHub, Slack,
-private keys, JWTs, keyword assignments, high-entropy strings), run only on lines a cheap
-pre-filter flags. Replacements: ``<EMAIL>``, ``<IP_ADDRESS>``, ``<KEY>``, ``<PASSWORD>``.
+Exact formats (AWS, GitHub, GitLab, Slack, Stripe, Google, OpenAI, SendGrid keys, private key
+blocks, JWTs), secrets in context (passwords in URLs and connection strings, ``password = "..."``,
+``.env`` lines, key-named assignments) and personal data (emails, public IPv4/IPv6 addresses,
+Luhn-checked card numbers, phone numbers after a phone keyword) are replaced by ``<KEY>``,
+``<PASSWORD>``, ``<EMAIL>``, ``<IP_ADDRESS>``, ``<CREDIT_CARD>``, ``<PHONE>``. Look-alikes are kept:
+placeholders, example domains, ``git@host:`` addresses, version numbers, private and documentation
+addresses, hex checksums. High-entropy string literals count only in ``strict`` mode, or in
+``balanced`` mode (the default) on a line that names a key, token, secret or password.
+
+Spans are found on the whole text (line endings of any kind), resolved left to right with the
+longest match first, so the same input always gives the same output. A Python file that parsed
+before still parses after: where a placeholder would break it, an identifier (``REDACTED_KEY``)
+is used instead.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import ast
 import re
 from collections import Counter
 from typing import Any
 
 from runstack.datasets_hub.pipeline import PipelineStep
 from runstack.datasets_hub.record import SourceFile
+from runstack.datasets_hub.secrets_patterns import DETECTORS, KINDS
+from runstack.errors import InvalidArgumentError
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])")
-IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])")
-SUSPECT_LINE = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|BEGIN [A-Z ]*PRIVATE|AKIA|ghp_|gho_|xox[abp]-|"
-                          r"eyJ[A-Za-z0-9]|[A-Za-z0-9+/]{32,}")  # fmt: skip
-PLUGINS = [{"name": n} for n in ("AWSKeyDetector", "GitHubTokenDetector", "SlackDetector", "PrivateKeyDetector",
-                                 "JwtTokenDetector", "StripeDetector", "KeywordDetector", "BasicAuthDetector")]  # fmt: skip
-PLUGINS += [{"name": "Base64HighEntropyString", "limit": 4.5}, {"name": "HexHighEntropyString", "limit": 3.0}]
-_DOTTED = re.compile(r"\d\.\d{1,3}\.\d")
-_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
-
-
-def _public_ip(text: str) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return address.is_global and not address.is_multicast
+MODES = ("strict", "balanced", "off")
+_CONTEXT = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|bearer")
+_DOTTED_QUAD = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_ISH = re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:")
+_CARD_ISH = re.compile(r"\d{4}[ -]?\d{4}")
+_PREFILTER = {"ipv4": _DOTTED_QUAD, "ipv6": _IPV6_ISH, "credit_card": _CARD_ISH}
 
 
-class SecretScanner:
-    """detect-secrets, configured once, scanning single lines."""
-
-    def __init__(self) -> None:
-        from detect_secrets.core.scan import scan_line
-        from detect_secrets.settings import get_settings
-
-        get_settings().configure_plugins(PLUGINS)
-        self._scan_line = scan_line
-
-    def find(self, line: str) -> list[tuple[str, str]]:
-        """(secret text, kind) pairs in one line; kind is "PASSWORD" for keyword matches."""
-        found = []
-        for secret in self._scan_line(line):
-            value = secret.secret_value
-            if value and len(value) >= 6:
-                found.append((value, "PASSWORD" if secret.type == "Secret Keyword" else "KEY"))
-        return found
-
-
-def redact(text: str, scanner: SecretScanner | None) -> tuple[str, Counter[str]]:
-    """The text with PII replaced, and how many of each kind were replaced."""
-    counts: Counter[str] = Counter()
-
-    def sub(pattern: re.Pattern[str], tag: str, text: str, check: Any = None) -> str:
-        def repl(match: re.Match[str]) -> str:
-            if check is not None and not check(match.group(0)):
-                return match.group(0)
-            counts[tag] += 1
-            return f"<{tag}>"
-
-        return pattern.sub(repl, text)
-
-    # Cheap substring checks first: most files have no "@", no dotted quad, no key block.
-    if "PRIVATE KEY" in text:
-        text = sub(_PRIVATE_KEY, "KEY", text)
-    if "@" in text:
-        text = sub(EMAIL, "EMAIL", text)
-    if _DOTTED.search(text):
-        text = sub(IPV4, "IP_ADDRESS", text, _public_ip)
-    if scanner is not None:
-        suspects, line_no, previous = [], 0, 0
-        for match in SUSPECT_LINE.finditer(text):
-            line_no += text.count("\n", previous, match.start())
-            previous = match.start()
-            if not suspects or suspects[-1] != line_no:
-                suspects.append(line_no)
-        lines = text.split("\n") if suspects else []
-        for i in suspects:
-            line = lines[i]
-            if len(line) > 4000:
+def find_spans(
+    text: str, mode: str = "balanced", disabled: frozenset[str] = frozenset()
+) -> list[tuple[int, int, str, str]]:
+    """Non-overlapping (start, end, kind, tag) of every secret or PII item in ``text``."""
+    if mode == "off":
+        return []
+    found, lowered = [], None
+    for detector in DETECTORS:
+        if detector.kind in disabled:
+            continue
+        if detector.strict_only and mode != "strict" and not _CONTEXT.search(text):
+            continue
+        if detector.needs:  # a substring test rules most files out at C speed
+            if detector.lower and lowered is None:
+                lowered = text.lower()
+            haystack = lowered if detector.lower else text
+            if not any(n in haystack for n in detector.needs):  # type: ignore[operator]
                 continue
-            for value, kind in scanner.find(line):
-                if value in line and value not in ("<KEY>", "<EMAIL>"):
-                    counts[kind] += line.count(value)
-                    line = line.replace(value, f"<{kind}>")
-            lines[i] = line
-        if suspects:
-            text = "\n".join(lines)
-    return text, counts
+        prefilter = _PREFILTER.get(detector.kind)
+        if prefilter is not None and not prefilter.search(text):
+            continue
+        for match in detector.pattern.finditer(text):
+            group = "s" if "s" in detector.pattern.groupindex and match.group("s") is not None else 0
+            value = match.group(group)
+            if detector.check is not None and not detector.check(value, match):
+                continue
+            if detector.strict_only and mode != "strict":
+                line_start = text.rfind("\n", 0, match.start()) + 1
+                if not _CONTEXT.search(text, line_start, match.start()):
+                    continue
+            found.append((match.start(group), match.end(group), detector.kind, detector.tag))
+    found.sort(key=lambda s: (s[0], -(s[1] - s[0]), KINDS.index(s[2])))
+    spans, end = [], -1
+    for span in found:
+        if span[0] >= end:
+            spans.append(span)
+            end = span[1]
+    return spans
+
+
+def redact(text: str, mode: str = "balanced", disabled: frozenset[str] = frozenset(),
+           python: bool = False) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The text with every item replaced, and ``[{kind, start, end}]`` of each replacement in it."""
+    spans = find_spans(text, mode, disabled)
+    if not spans:
+        return text, []
+    out = _apply(text, spans, "<{}>")
+    if python and _parses(text) and not _parses(out[0]):
+        out = _apply(text, spans, "REDACTED_{}")
+    return out
+
+
+def _apply(text: str, spans: list[tuple[int, int, str, str]], form: str) -> tuple[str, list[dict[str, Any]]]:
+    parts, items, at, length = [], [], 0, 0
+    for start, end, kind, tag in spans:
+        parts.append(text[at:start])
+        length += start - at
+        placeholder = form.format(tag)
+        items.append({"kind": kind, "start": length, "end": length + len(placeholder)})
+        parts.append(placeholder)
+        length += len(placeholder)
+        at = end
+    parts.append(text[at:])
+    return "".join(parts), items
+
+
+def _parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 class PiiStep(PipelineStep):
-    """Replaces PII in every file's content and counts each kind."""
+    """Replaces PII in every file's content; the row keeps what was replaced and where."""
 
     name = "pii"
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "balanced", disabled: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.scanner = SecretScanner()
+        if mode not in MODES:
+            raise InvalidArgumentError("pii", mode, " | ".join(MODES))
+        unknown = set(disabled) - set(KINDS)
+        if unknown:
+            raise InvalidArgumentError("pii_disabled_kinds", sorted(unknown), f"kinds among {', '.join(KINDS)}")
+        self.mode, self.disabled = mode, frozenset(disabled)
 
     def process(self, record: SourceFile) -> SourceFile:
-        record.content, counts = redact(record.content, self.scanner)
-        record.pii = dict(counts)
-        self.stats.counters.update(counts)
+        content, items = redact(record.content, self.mode, self.disabled, python=record.path.endswith(".py"))
+        if items:
+            record.content = content
+            record.length_bytes = len(content.encode(record.src_encoding or "utf-8", errors="replace"))
+            self.stats.counters.update(Counter(item["kind"] for item in items))
+        record.pii = items
         return record

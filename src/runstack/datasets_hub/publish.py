@@ -29,6 +29,7 @@ def _schema() -> Any:
         ("length_bytes", pa.int64()), ("src_encoding", pa.string()), ("detected_licenses", pa.list_(pa.string())),
         ("license_type", pa.string()), ("is_vendor", pa.bool_()), ("is_generated", pa.bool_()),
         ("near_dup_cluster", pa.string()),
+        ("pii", pa.list_(pa.struct([("kind", pa.string()), ("start", pa.int64()), ("end", pa.int64())]))),
     ])  # fmt: skip
 
 
@@ -44,7 +45,7 @@ def _sha256(path: Path) -> str:
 
 def tool_versions() -> dict[str, str]:
     out = {}
-    for name in ("runstack", "pyarrow", "numpy", "enry-python", "license-expression", "detect-secrets"):
+    for name in ("runstack", "pyarrow", "numpy", "enry-python", "license-expression"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -98,7 +99,12 @@ def _card(version: str, by_language: dict[str, list[dict[str, Any]]], stats: dic
               "quality filters, exact and near deduplication (MinHash LSH), PII and secret redaction, opt-out.", "",
               "```python", "from datasets import load_dataset",
               'ds = load_dataset("path/to/this/folder", "python", split="train", streaming=True)', "```", "",
-              f"{stats['files']} files, {stats['bytes']} bytes.", "", "| language | config | files |", "|---|---|---|"]  # fmt: skip
+              f"{stats['files']} files, {stats['bytes']} bytes.", "",
+              "`blob_id` is the git blob id of the original file; `content` is the published text, with",
+              "secrets and personal data replaced (`<KEY>`, `<PASSWORD>`, `<EMAIL>`, `<IP_ADDRESS>`, `<CREDIT_CARD>`,",
+              "`<PHONE>`); `pii` lists each replacement's kind and position in `content`, so a trainer can drop",
+              "or keep files by it; `length_bytes` is the size of the published content.", "",
+              "| language | config | files |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {lang} | `{config_name(lang)}` | {n} |" for lang, n in stats["languages"].items()]
     lines += ["", "| licence type | files |", "|---|---|"]
     lines += [f"| {kind} | {n} |" for kind, n in stats["license_types"].items()]

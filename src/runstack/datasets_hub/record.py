@@ -7,7 +7,7 @@ from typing import Any
 
 COLUMNS = ("blob_id", "content", "path", "repo_name", "commit", "language", "extension", "length_bytes",
            "src_encoding", "detected_licenses", "license_type", "is_vendor", "is_generated",
-           "near_dup_cluster")  # fmt: skip
+           "near_dup_cluster", "pii")  # fmt: skip
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SourceFile:
     is_vendor: bool = False
     is_generated: bool = False
     near_dup_cluster: str | None = None
-    pii: dict[str, int] = field(default_factory=dict)
+    pii: list[dict[str, Any]] = field(default_factory=list)  # [{kind, start, end}] of each redaction
     sha256: str = ""
 
     @property
