@@ -10,7 +10,7 @@ import pytest
 from runstack.datasets_hub.build import Source, build
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.optout import OptOutRegistry
-from runstack.datasets_hub.publish import diff, lookup
+from runstack.datasets_hub.publish import diff, lookup, read_column
 
 
 def _rows(out):
@@ -107,3 +107,18 @@ def test_priority_decides_exact_duplicates_among_equals(repos, tmp_path):
     # beta's copy is GPL: permissive alpha still wins whatever the priority.
     assert ("alice/alpha", "pkg/shared.py") in rows and ("bob/beta", "beta/shared.py") not in rows
     assert ("bob/beta", "beta/main.py") in rows
+
+
+def test_a_git_file_pointing_outside_the_source_is_not_followed(tmp_path):
+    from .conftest import MIT, git_repo
+
+    private = git_repo(tmp_path / "private", "me", "thesis", {"secret_plan.py": "PLAN = 'do not publish'\n",
+                                                             "LICENSE": MIT})  # fmt: skip
+    untrusted = tmp_path / "untrusted" / "tool"
+    untrusted.mkdir(parents=True)
+    (untrusted / ".git").write_text(f"gitdir: {private / '.git'}\n")
+    (untrusted / "main.py").write_text("def main():\n    return 'hello from the folder itself'\n")
+    (untrusted / "LICENSE").write_text(MIT)
+    build([str(untrusted)], tmp_path / "out", "v1", progress=False)
+    paths = {r["path"] for r in read_column(tmp_path / "out", ["path"])}
+    assert paths == {"main.py", "LICENSE"}  # the folder's own files; nothing of the other repository, no .git file

@@ -9,6 +9,9 @@ the end, so an interrupted build leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import pickle
 import shutil
 import tempfile
@@ -75,14 +78,17 @@ def stage_one_steps(config: BuildConfig, registry: OptOutRegistry | None) -> lis
 
 
 def run_stage_one(sources: Sequence[Source], config: BuildConfig, registry: OptOutRegistry | None,
-                  rank: int = 0, world_size: int = 1) -> Iterator[SourceFile | list[StepStats]]:  # fmt: skip
-    """Records of this rank's share of the sources, then (last) the list of step stats."""
+                  rank: int = 0, world_size: int = 1,
+                  owned: Sequence[int] | None = None) -> Iterator[SourceFile | list[StepStats]]:  # fmt: skip
+    """Records of this rank's share of the sources (``owned`` indices, by default every
+    ``world_size``-th), then (last) the list of step stats."""
     ingest = Ingest(config.max_file_bytes)
     steps = stage_one_steps(config, registry)
+    mine = set(owned) if owned is not None else {i for i in range(len(sources)) if i % world_size == rank}
 
     def records() -> Iterator[SourceFile]:
         for index, source in enumerate(sources):
-            if index % world_size == rank:
+            if index in mine:
                 yield from ingest.read(source.path, source.repo_name, source.revision, source.priority)
 
     stream: Any = records()
@@ -93,11 +99,11 @@ def run_stage_one(sources: Sequence[Source], config: BuildConfig, registry: OptO
 
 
 def _spill(sources: Sequence[Source], config: BuildConfig, registry_path: str | None, rank: int, world_size: int,
-           spill: str) -> list[StepStats]:  # fmt: skip
+           spill: str, owned: Sequence[int] | None = None) -> list[StepStats]:  # fmt: skip
     registry = OptOutRegistry(registry_path) if registry_path else None
     stats: list[StepStats] = []
     with open(spill, "wb") as handle:
-        for item in run_stage_one(sources, config, registry, rank, world_size):
+        for item in run_stage_one(sources, config, registry, rank, world_size, owned):
             if isinstance(item, list):
                 stats = item
             else:
@@ -106,6 +112,29 @@ def _spill(sources: Sequence[Source], config: BuildConfig, registry_path: str | 
                 item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
                 pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
     return stats
+
+
+def _size(path: str) -> int:
+    root = Path(path)
+    if root.is_file():
+        return root.stat().st_size
+    total = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(folder) / name).lstat().st_size
+    return total
+
+
+def _by_size(items: Sequence[Source], world_size: int) -> list[list[int]]:
+    """Source indices per worker, largest first onto the least loaded (work split by size, not count)."""
+    loads, shares = [0] * world_size, [[] for _ in range(world_size)]  # type: list[int], list[list[int]]
+    for index in sorted(range(len(items)), key=lambda i: (-_size(items[i].path), i)):
+        target = min(range(world_size), key=lambda r: (loads[r], r))
+        shares[target].append(index)
+        loads[target] += _size(items[index].path)
+    return [sorted(share) for share in shares]
 
 
 def _read_spill(path: Path) -> Iterator[SourceFile]:
@@ -152,8 +181,10 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         if world_size == 1:
             stats_per_rank = [_spill(items, config, registry_path, 0, 1, spills[0])]
         else:
-            with ProcessPoolExecutor(world_size) as pool:
-                futures = [pool.submit(_spill, items, config, registry_path, r, world_size, spills[r])
+            # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
+            shares = _by_size(items, world_size)
+            with ProcessPoolExecutor(world_size, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_spill, items, config, registry_path, r, world_size, spills[r], shares[r])
                            for r in range(world_size)]  # fmt: skip
                 stats_per_rank = [f.result() for f in futures]
         bar.update(task, completed=len(items))

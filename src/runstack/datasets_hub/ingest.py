@@ -81,7 +81,7 @@ class Ingest:
         """Every admitted file of one source, in path order."""
         path = Path(source)
         name = repo_name or f"{path.resolve().parent.name}/{path.name.split('.')[0]}"
-        if path.is_dir() and ((path / ".git").exists() or (path / "HEAD").is_file() and (path / "objects").is_dir()):
+        if path.is_dir() and (_own_git_dir(path) or (path / "HEAD").is_file() and (path / "objects").is_dir()):
             yield from self._git(path, repo_name or _git_repo_name(path) or name, revision, priority)
         elif path.is_dir():
             yield from self._folder(path, name, priority)
@@ -98,6 +98,8 @@ class Ingest:
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
             for name in sorted(files):
                 full = Path(folder) / name
+                if name in SKIP_DIRS:  # a .git file (gitdir pointer) is not source code
+                    continue
                 if full.is_symlink() and not full.resolve().is_relative_to(real_root):
                     self.stats.dropped["link outside the source"] += 1
                     continue
@@ -174,6 +176,22 @@ class Ingest:
             record = self._admit(path, data, repo, None, priority)
             if record is not None:
                 yield record
+
+
+def _own_git_dir(folder: Path) -> bool:
+    """Whether ``folder`` is a git work tree whose repository lies inside it. A ``.git`` file that
+    points elsewhere (``gitdir: /other/repo/.git``) is not followed: building an untrusted folder
+    must never read another repository of this machine; the folder is read as it is."""
+    marker = folder / ".git"
+    if marker.is_dir() and not marker.is_symlink():
+        return True
+    if marker.is_file():
+        text = marker.read_text(errors="replace").strip()
+        target = Path(text[len("gitdir:") :].strip()) if text.startswith("gitdir:") else None
+        if target is not None:
+            target = (folder / target).resolve() if not target.is_absolute() else target.resolve()
+            return target.is_relative_to(folder.resolve())
+    return False
 
 
 def _git_repo_name(repo: Path) -> str | None:
