@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
-from runstack.datasets_hub.licenses import LICENSE_FILE, match_text, normalise
+from runstack.datasets_hub.licenses import LicenseIndex, is_license_file, normalise
+from runstack.datasets_hub.record import SourceFile
 
 CLASSIFIER = re.compile(r"License :: OSI Approved :: (.+)")
 CLASSIFIER_IDS = {"MIT License": "MIT", "Apache Software License": "Apache-2.0", "BSD License": "BSD-3-Clause",
@@ -42,19 +43,26 @@ def declared(dist: metadata.Distribution) -> set[str]:
 
 
 def detected(dist: metadata.Distribution) -> set[str] | None:
-    files = [f for f in dist.files or [] if LICENSE_FILE.match(f.name) and ".dist-info" in str(f)]
+    """The licences runstack's licence step finds from the licence files alone (all of them,
+    read as one folder: dual licences, several files, bundled notices)."""
+    own = f"{dist.metadata['Name']}".lower().replace("-", "_")
+    files = [
+        f
+        for f in dist.files or []
+        if is_license_file(f.name)
+        and f.parts[0].endswith(".dist-info")
+        and f.parts[0].lower().replace("-", "_").startswith(own)
+    ]  # this distribution's, not vendored ones
     if not files:
         return None
-    found = set()
+    index = LicenseIndex()
     for file in files:
         try:
-            text = file.read_text()
+            text = file.read_text() or ""
         except (OSError, UnicodeDecodeError):
             continue
-        match = match_text(text or "")
-        if match:
-            found.add(match[0])
-    return found
+        index.add(SourceFile(content=text, path=f"licenses/{file.name}", repo_name="d/d", blob_id=""))
+    return {spdx for evidence in index.folder_evidence("licenses") for spdx in evidence["license"]}
 
 
 def main() -> None:

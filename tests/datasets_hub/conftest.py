@@ -13,7 +13,9 @@ MIT = """MIT License
 Copyright (c) 2024 Alice
 
 Permission is hereby granted, free of charge, to any person obtaining a copy of this software
-and associated documentation files (the "Software"), to deal in the Software without restriction.
+and associated documentation files (the "Software"), to deal in the Software without restriction,
+subject to the following conditions: The above copyright notice and this permission notice shall be
+included in all copies or substantial portions of the Software.
 """
 GPL = """GNU GENERAL PUBLIC LICENSE
 Version 3, 29 June 2007

@@ -45,7 +45,7 @@ def test_build_filters_dedups_redacts_and_publishes(repos, tmp_path):
     assert core["commit"] and len(core["blob_id"]) == 40
     assert rows[("alice/alpha", "tool.rs")]["language"] == "Rust"
     assert rows[("alice/alpha", "node_modules/lib/index.js")]["is_vendor"] is True
-    assert rows[("carol/gamma", "spdx.py")]["detected_licenses"] == ["Apache-2.0", "MIT"]
+    assert rows[("carol/gamma", "spdx.py")]["detected_licenses"] == ["Apache-2.0"]  # its header overrides the repo's
     assert rows[("carol/gamma", "web/app.js")]["detected_licenses"] == ["MIT"]  # from package.json
     assert ("alice/alpha", "wide.py") not in rows and ("alice/alpha", "gen/api_pb2.py") not in rows
     dropped = {s.name: dict(s.dropped) for s in report.steps}

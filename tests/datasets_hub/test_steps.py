@@ -110,23 +110,63 @@ def test_licence_rules_per_branch():
     })  # fmt: skip
     assert found["a.py"] == (["MIT"], "permissive") and found["sub/b.py"] == (["MIT"], "permissive")
     assert found["gpl/c.py"] == (["GPL-3.0-only"], "non_permissive")  # nearest licence file wins
-    assert found["mixed/d.py"] == (["GPL-3.0-only", "MIT"], "non_permissive")
+    assert found["mixed/d.py"] == (["GPL-3.0-only"], "non_permissive")  # its own header overrides the folder
     assert found["npm/e.js"] == (["Apache-2.0"], "permissive")
     assert _licences({"x.py": "x = 1\n"})["x.py"] == ([], "no_license")
+
+
+APACHE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\nTERMS AND CONDITIONS"
+BSD3 = ("Redistribution and use in source and binary forms, with or without modification, are permitted "
+        "provided that ... Neither the name of the copyright holder nor the names of its contributors ...")  # fmt: skip
+
+
+def test_licence_hierarchy_dual_licences_and_expressions():
+    found = _licences({
+        # packaging's layout: a LICENSE that points at two alternatives
+        "pkg/LICENSE": "This software is made available under the terms of *either* of the licenses found in "
+                       "LICENSE.APACHE or LICENSE.BSD. Contributions are made under the terms of *both* these licenses.",
+        "pkg/LICENSE.APACHE": APACHE, "pkg/LICENSE.BSD": BSD3, "pkg/a.py": "a = 1\n",
+        # dateutil's layout: one file holding both texts, dual licensed
+        "du/LICENSE": "dateutil is dual licensed.\n" + APACHE + "\n\n" + BSD3, "du/b.py": "b = 1\n",
+        # bundled third-party notices after the project's own licence do not change it
+        "np/LICENSE.txt": MIT + "\n\nThis distribution bundles several third-party libraries:\n" + GPL, "np/c.py": "c=1\n",
+        "expr/or.py": "# SPDX-License-Identifier: MIT OR GPL-3.0-only\n", "expr/and.py": "# SPDX-License-Identifier: MIT AND GPL-3.0-only\n",
+        "expr/with.py": "// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception\n",
+        "expr/gplwith.py": "// SPDX-License-Identifier: GPL-2.0-only WITH Classpath-exception-2.0\n",
+        "MIT_LICENSE.txt": MIT, "root.py": "r = 1\n", "deep/er/vendored/LICENSE-GPL": GPL, "deep/er/vendored/v.py": "v=1\n",
+        "site/x-1.0.dist-info/METADATA": "Metadata-Version: 2.4\nName: x\nLicense-Expression: BSD-3-Clause OR MIT\n\nbody",
+        "site/x/mod.py": "m = 1\n",
+    })  # fmt: skip
+    assert found["pkg/a.py"] == (["Apache-2.0", "BSD-3-Clause"], "permissive")
+    assert found["du/b.py"] == (["Apache-2.0", "BSD-3-Clause"], "permissive")
+    assert found["np/c.py"] == (["MIT"], "permissive")
+    assert found["expr/or.py"] == (["GPL-3.0-only", "MIT"], "permissive")  # one permissive alternative is enough
+    assert found["expr/and.py"] == (["GPL-3.0-only", "MIT"], "non_permissive")
+    assert found["expr/with.py"][1] == "permissive" and found["expr/gplwith.py"][1] == "non_permissive"
+    assert found["root.py"] == (["MIT"], "permissive") and found["deep/er/vendored/v.py"][1] == "non_permissive"
+    assert found["site/x/mod.py"] == (["MIT"], "permissive")  # the root's: METADATA sits in its own folder
+
+
+def test_licence_files_are_read_before_the_language_step_can_drop_them(tmp_path):
+    from runstack.datasets_hub.build import build
+    from runstack.datasets_hub.publish import read_column
+
+    from .conftest import git_repo
+
+    repo = git_repo(tmp_path / "src", "o", "r", {"LICENSE": MIT, "main.py": "x = 1\n",
+                                                 "third_party/lib/COPYING": GPL, "third_party/lib/lib.py": "y = 2\n"})  # fmt: skip
+    build([str(repo)], tmp_path / "out", "v1", progress=False)
+    rows = {r["path"]: r for r in read_column(tmp_path / "out", ["path", "license_type"])}
+    assert rows["main.py"]["license_type"] == "permissive" and "third_party/lib/lib.py" not in rows  # GPL vendored code
 
 
 def test_licence_evidence_and_normalisation():
     step = LicenseStep(permissive=("MIT",), keep_types=("permissive",))
     (record,) = [r for r in step.run([_record("LICENSE", MIT), _record("m.py", "x=1\n")]) if r.path == "m.py"]
     assert record.license_evidence == [
-        {
-            "license": "MIT",
-            "file": "LICENSE",
-            "source": "license-file",
-            "score": 1.0,
-            "match": "permission is hereby granted, free of charge, to any person obtaining a copy",
-        }
-    ]
+        {"license": ["MIT"], "expression": "MIT", "file": "LICENSE", "source": "license-file", "score": 1.0,
+         "match": "licence text"}
+    ]  # fmt: skip
     assert normalise("MIT OR Apache-2.0") == ["Apache-2.0", "MIT"] and normalise("no idea") == []
 
 

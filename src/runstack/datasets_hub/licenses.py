@@ -18,7 +18,22 @@ import tomllib
 from runstack.datasets_hub.pipeline import PipelineStep
 from runstack.datasets_hub.record import SourceFile
 
-LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|notice|unlicense)([-._].*)?$", re.IGNORECASE)
+# LICENSE, LICENSE.md, LICENSE-MIT, LICENSE.APACHE, COPYING.LESSER, NOTICE, THIRD_PARTY_LICENSE.txt, MIT_LICENSE;
+# not code that happens to be called license.py.
+LICENSE_FILE = re.compile(r"^(?:[\w-]*[-_.])?(licen[cs]es?|copying|notice|unlicense)(?:[-_.][\w.-]*)?$", re.IGNORECASE)
+_CODE_SUFFIX = re.compile(r"\.(py|pyi|js|ts|jsx|tsx|go|rs|java|kt|c|h|cc|cpp|hpp|cs|rb|php|swift|scala|sh|json|ya?ml|toml|"
+                          r"cfg|ini|html?|css|xml)$", re.IGNORECASE)  # fmt: skip
+_DUAL = re.compile(r"(?i)dual[- ]licen[cs]ed|either (?:of )?the (?:following )?licen[cs]es|at (?:your|the user'?s?) "
+                   r"(?:option|choice)|choose (?:either|between|one of)|licen[cs]ed under (?:either|both)")  # fmt: skip
+_BUNDLED = re.compile(r"(?im)^.*\b(?:third[- ]party|bundle[sd]?|vendored|included (?:software|libraries)|"
+                      r"incorporates|redistributes|portions of|different licen[cs]es?|taken from)\b.*$")  # fmt: skip
+# A licence file named after another project (LICENSE-antlr4, DATEUTIL_LICENSE, LICENSE_THIRD_PARTY) states the
+# licence of that part; the folder's own licence is its plainly named file when there is one.
+_PLAIN_NAME = re.compile(r"(?i)^(?:licen[cs]es?|copying|unlicense)(?:\.(?:txt|md|rst|markdown)|[-_.](?:apache[-\w.]*|"
+                         r"bsd[-\w.]*|mit[-\w.]*|gpl[-\w.]*|lgpl[-\w.]*|mpl[-\w.]*|isc|lesser|[0-9.]+))?$")  # fmt: skip
+# A licence text that quotes or extends another matches it too: keep only the more specific one.
+_SUBSUMES = {"LGPL-3.0-only": ("GPL-3.0-only",), "AGPL-3.0-only": ("GPL-3.0-only",), "LGPL-2.1-only": ("GPL-2.0-only",),
+             "BSD-3-Clause": ("BSD-2-Clause",)}  # fmt: skip
 SPDX_HEADER = re.compile(r"SPDX-License-Identifier:\s*([A-Za-z0-9.+\-() ]+?)\s*(?:\*/|-->|$)", re.MULTILINE)
 # Each licence: phrases that must all appear (lower-cased, whitespace folded). Where several
 # licences match (a licence text that mentions another), the one named earliest wins.
@@ -39,6 +54,22 @@ SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
     ("PSF-2.0", ("python software foundation license version 2",)),
     ("PSF-2.0", ("psf license agreement",)),
     ("ISC", ("permission to use, copy, modify, and/or distribute this software for any purpose",)),
+    ("ISC", ("permission to use, copy, modify, and distribute this software for any purpose with or without fee",)),
+    (
+        "MIT-CMU",
+        (
+            "permission to use, copy, modify and distribute this software and its associated documentation for "
+            "any purpose and without fee is hereby granted",
+        ),
+    ),
+    (
+        "MIT-CMU",
+        (
+            "permission to use, copy, modify, and distribute this software and its associated documentation for "
+            "any purpose and without fee is hereby granted",
+        ),
+    ),
+    ("CNRI-Python", ("cnri license agreement",)),
     ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
     ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
@@ -82,21 +113,96 @@ def normalise_uncached(text: str) -> list[str]:
 
 
 def match_text(text: str) -> tuple[str, str, float] | None:
-    """(SPDX id, matched phrase, score) for a licence text, or None."""
+    """(SPDX id, matched phrase, score) of the first licence in a text, or None."""
+    found = match_all(text)
+    return (found[0][0], found[0][1], 1.0) if found else None
+
+
+def match_all(text: str) -> list[tuple[str, str, int]]:
+    """Every licence text in ``text`` as (SPDX id, matched phrase, position), in order."""
     folded = " ".join(text.lower().split())
-    best: tuple[int, str, str] | None = None
+    found: dict[str, tuple[str, str, int]] = {}
     for spdx, phrases in SIGNATURES:
         places = [folded.find(p) for p in phrases]
-        if min(places) >= 0 and (best is None or places[0] < best[0]):
-            best = (places[0], spdx, phrases[0])
-    return (best[1], best[2], 1.0) if best else None
+        if min(places) >= 0 and (spdx not in found or places[0] < found[spdx][2]):
+            found[spdx] = (spdx, phrases[0], places[0])
+    for specific, generic in _SUBSUMES.items():
+        if specific in found:
+            for name in generic:
+                found.pop(name, None)
+    if "MIT" in found and "subject to the following conditions" not in folded:
+        entry = found.pop("MIT")  # MIT without the attribution clause
+        found["MIT-0"] = ("MIT-0", entry[1], entry[2])
+    return sorted(found.values(), key=lambda f: f[2])
+
+
+def read_license_file(text: str) -> tuple[list[str], bool, list[str]]:
+    """(licence ids of the project, whether they are alternatives, other files it points at).
+
+    Text after a third-party/bundled heading describes code the project ships from others: it
+    is not the project's licence. "dual licensed" / "either of the licenses" makes the found
+    licences (or the files named) alternatives rather than all applying.
+    """
+    own = text
+    first = match_all(text)
+    if first:
+        start = " ".join(text.split())[: first[0][2]]
+        cut = next((m.start() for m in _BUNDLED.finditer(text) if m.start() > len(start) // 2), None)
+        if cut is not None:
+            own = text[:cut]
+    ids = [f[0] for f in match_all(own)]
+    dual = _DUAL.search(own) is not None
+    pointers = re.findall(r"(?i)\b((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)
+    return ids, dual, pointers
+
+
+def is_license_file(path: str) -> bool:
+    name = posixpath.basename(path)
+    return bool(LICENSE_FILE.match(name)) and not _CODE_SUFFIX.search(name)
+
+
+def permissive_expression(expression: str, permissive: Iterable[str]) -> bool | None:
+    """Whether an SPDX expression lets code be used permissively: OR needs one permissive
+    alternative, AND needs all, ``X WITH exception`` is X. None when it cannot be parsed."""
+    allowed = set(permissive)
+    licensing = _licensing()
+    try:
+        parsed = licensing.parse(expression, validate=False)
+    except Exception:  # noqa: BLE001 - license_expression raises several error types
+        return None
+
+    def walk(node: Any) -> bool:
+        kind = type(node).__name__
+        if kind == "OR":
+            return any(walk(arg) for arg in node.args)
+        if kind == "AND":
+            return all(walk(arg) for arg in node.args)
+        if kind == "LicenseWithExceptionSymbol":
+            return walk(node.license_symbol)
+        key = str(getattr(node, "key", node))
+        return key in allowed or any(alias in allowed for alias in normalise(key))
+
+    return walk(parsed) if parsed is not None else None
 
 
 def from_metadata(path: str, content: str) -> list[str]:
-    """Licences declared by package metadata (package.json, pyproject.toml, setup.cfg, Cargo.toml)."""
+    """Licences declared by package metadata (package.json, pyproject.toml, setup.cfg, Cargo.toml,
+    an installed distribution's METADATA/PKG-INFO)."""
+    return normalise(declared_expression(path, content) or "")
+
+
+def declared_expression(path: str, content: str) -> str | None:
+    """The licence expression package metadata declares, as written."""
     name = posixpath.basename(path)
     declared: Any = None
     try:
+        if name in ("METADATA", "PKG-INFO"):
+            header = content.split("\n\n", 1)[0]
+            for field in ("License-Expression", "License"):
+                match = re.search(rf"^{field}:\s*(.+)$", header, re.MULTILINE)
+                if match and len(match.group(1)) < 100:
+                    return match.group(1).strip()
+            return None
         if name == "package.json":
             declared = json.loads(content).get("license")
         elif name in ("pyproject.toml", "Cargo.toml"):
@@ -109,51 +215,79 @@ def from_metadata(path: str, content: str) -> list[str]:
             match = re.search(r"^license\s*=\s*(.+)$", content, re.MULTILINE)
             declared = match.group(1) if match else None
     except (ValueError, AttributeError, tomllib.TOMLDecodeError):
-        return []
-    return normalise(declared) if isinstance(declared, str) else []
+        return None
+    return declared.strip() if isinstance(declared, str) and declared.strip() else None
 
 
 class LicenseIndex:
-    """Licences found in one repository, by folder; a file inherits its nearest folder's."""
+    """Licences found in one repository, by folder; a file inherits its nearest folder's.
+
+    Several licence files in one folder all apply (AND), unless one of them says the project
+    is dual licensed, when the licences (or the files it names) are alternatives (OR).
+    """
 
     def __init__(self) -> None:
-        self.by_folder: dict[str, list[dict[str, Any]]] = {}
+        self.files: dict[str, list[tuple[str, list[str], bool, list[str]]]] = {}  # folder -> (file, ids, dual, ptrs)
+        self.metadata: dict[str, list[tuple[str, str]]] = {}  # folder -> (file, expression)
 
     def add(self, record: SourceFile) -> None:
         folder = posixpath.dirname(record.path)
-        name = posixpath.basename(record.path)
-        if LICENSE_FILE.match(name):
-            found = match_text(record.content)
-            if found:
-                self.by_folder.setdefault(folder, []).append(
-                    {
-                        "license": found[0],
-                        "file": record.path,
-                        "match": found[1],
-                        "score": found[2],
-                        "source": "license-file",
-                    }
-                )
-        for spdx in from_metadata(record.path, record.content):
-            self.by_folder.setdefault(folder, []).append(
-                {"license": spdx, "file": record.path, "match": "declared", "score": 1.0, "source": "metadata"}
+        if is_license_file(record.path):
+            ids, dual, pointers = read_license_file(record.content)
+            self.files.setdefault(folder, []).append((record.path, ids, dual, pointers))
+        expression = declared_expression(record.path, record.content)
+        if expression and normalise(expression):
+            self.metadata.setdefault(folder, []).append((record.path, expression))
+
+    def folder_evidence(self, folder: str) -> list[dict[str, Any]]:
+        files = self.files.get(folder, [])
+        plain = [f for f in files if _PLAIN_NAME.match(posixpath.basename(f[0])) and f[1] or f[2]]
+        if plain:  # the folder's own licence; files named after other projects describe those parts only
+            named = {posixpath.basename(p).lower() for f in plain for p in f[3]}
+            files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named]
+        evidence = []
+        dual = next((f for f in files if f[2]), None)
+        if dual is not None:
+            named = {posixpath.basename(p).lower() for p in dual[3]}
+            alternatives = sorted(
+                {i for f in files if f is dual or posixpath.basename(f[0]).lower() in named for i in f[1]}
             )
+            if alternatives:
+                evidence.append({"license": alternatives, "expression": " OR ".join(alternatives), "file": dual[0],
+                                 "match": "dual licence", "score": 1.0, "source": "license-file"})  # fmt: skip
+        for path, ids, _, _ in files:
+            if dual is not None and any(i in (evidence[0]["license"] if evidence else []) for i in ids):
+                continue
+            for spdx in ids:
+                evidence.append({"license": [spdx], "expression": spdx, "file": path, "match": "licence text",
+                                 "score": 1.0, "source": "license-file"})  # fmt: skip
+        for path, expression in self.metadata.get(folder, []):
+            evidence.append({"license": normalise(expression), "expression": expression, "file": path,
+                             "match": "declared", "score": 1.0, "source": "metadata"})  # fmt: skip
+        return evidence
 
     def for_path(self, path: str) -> list[dict[str, Any]]:
         folder = posixpath.dirname(path)
         while True:
-            if folder in self.by_folder:
-                return self.by_folder[folder]
+            evidence = self.folder_evidence(folder)
+            if evidence:
+                return evidence
             if not folder:
                 return []
             folder = posixpath.dirname(folder)
 
 
-def classify(licenses: Iterable[str], permissive: Iterable[str]) -> str:
-    found = set(licenses)
-    if not found:
+def classify(evidence: Iterable[dict[str, Any]] | Iterable[str], permissive: Iterable[str]) -> str:
+    """no_license, permissive (every piece of evidence allows permissive use) or non_permissive."""
+    allowed = tuple(permissive)
+    items = list(evidence)
+    if not items:
         return "no_license"
-    return "permissive" if found <= set(permissive) else "non_permissive"
+    for item in items:
+        expression = item["expression"] if isinstance(item, dict) else str(item)
+        if not permissive_expression(expression, allowed):
+            return "non_permissive"
+    return "permissive"
 
 
 class LicenseStep(PipelineStep):
@@ -184,14 +318,13 @@ class LicenseStep(PipelineStep):
             index.add(record)
         for record in batch:
             self.stats.seen += 1
-            evidence = list(index.for_path(record.path))
-            for spdx_text in SPDX_HEADER.findall(record.content[:4000]):
-                for spdx in normalise(spdx_text):
-                    evidence.append({"license": spdx, "file": record.path, "match": "SPDX-License-Identifier",
-                                     "score": 1.0, "source": "spdx-header"})  # fmt: skip
+            headers = [{"license": normalise(text), "expression": text.strip(), "file": record.path,
+                        "match": "SPDX-License-Identifier", "score": 1.0, "source": "spdx-header"}
+                       for text in SPDX_HEADER.findall(record.content[:4000]) if normalise(text)]  # fmt: skip
+            evidence = headers or list(index.for_path(record.path))  # a file's own header overrides its folder's
             record.license_evidence = evidence
-            record.detected_licenses = sorted({e["license"] for e in evidence})
-            record.license_type = classify(record.detected_licenses, self.permissive)
+            record.detected_licenses = sorted({spdx for e in evidence for spdx in e["license"]})
+            record.license_type = classify(evidence, self.permissive)
             self.stats.counters[record.license_type] += 1
             if record.license_type not in self.keep_types:
                 self.stats.dropped[f"licence {record.license_type}"] += 1
