@@ -245,3 +245,18 @@ def test_near_dedup_clusters_crafted_copies():
     result = near.result()
     assert result.survivors == [True, False, True] + [True, False] * 4
     assert result.cluster_of[:3] == [0, 0, None] and result.verified_pairs == 5
+
+
+def test_minhash_update_and_from_text_agree_and_lsh_derives_its_bands_like_datasketch():
+    from datasketch.lsh import _optimal_param
+
+    from runstack.datasets_hub.minhash import MinHash, MinHashLSH
+
+    text = "def area(radius):\n    return 3.14159 * radius * radius  # the area of a circle of that radius\n"
+    by_text, by_update = MinHash.from_text(text), MinHash()
+    for shingle in MinHash.shingles(text):
+        by_update.update(shingle)
+    assert (by_text.hashvalues == by_update.hashvalues).all() and by_text.jaccard(by_update) == 1.0
+    for threshold, num_perm in ((0.7, 256), (0.5, 128), (0.9, 64)):
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert (lsh.bands, lsh.rows) == _optimal_param(threshold, num_perm, 0.5, 0.5)

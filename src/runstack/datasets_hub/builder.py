@@ -19,7 +19,7 @@ import datasets
 
 from runstack.datasets_hub.build import Source, run_stage_one
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.minhash import MinHashLSH, estimate_jaccard, shingle_hashes, signatures
+from runstack.datasets_hub.minhash import MinHashLSH, bottom_k, bottom_k_jaccard, shingle_hashes, signatures
 from runstack.datasets_hub.optout import OptOutRegistry
 from runstack.datasets_hub.record import SourceFile
 
@@ -59,6 +59,7 @@ class CodeDatasetBuilder(datasets.GeneratorBasedBuilder):
         registry = OptOutRegistry(config.optout) if config.optout else None
         lsh = MinHashLSH(settings.threshold, settings.num_perm, (settings.bands, settings.rows))
         seen: set[str] = set()
+        sketches: dict[str, Any] = {}
         for item in run_stage_one([Source(s) for s in config.sources], config.build, registry):
             if not isinstance(item, SourceFile):
                 continue
@@ -68,7 +69,12 @@ class CodeDatasetBuilder(datasets.GeneratorBasedBuilder):
             seen.add(digest)
             hashes, docs = shingle_hashes([item.content], settings.ngram)
             sig = signatures(hashes, docs, 1, settings.num_perm, settings.seed)[0]
-            if any(estimate_jaccard(sig, lsh.keys[k]) >= settings.threshold for k in lsh.query(sig)):
+            sketch = bottom_k(hashes, docs, 1, settings.verify_k)[0]
+            # Candidates are verified as build() verifies them: Jaccard of the bottom-k shingle sketches.
+            if any(
+                bottom_k_jaccard(sketch, sketches[k], settings.verify_k) >= settings.threshold for k in lsh.query(sig)
+            ):
                 continue
             lsh.insert(digest, sig)
+            sketches[digest] = sketch
             yield f"{item.repo_name}/{item.path}", item.row()

@@ -13,6 +13,7 @@ hash values themselves differ from datasketch's (which hashes each shingle ``num
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ _GRAM_MULT = np.array([0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD9
                       dtype=np.uint64)  # fmt: skip
 
 
+_WORDS = re.compile(rb"(?:[A-Za-z0-9_]|[\x80-\xff])+")
 _POWERS: list[np.ndarray] = []
 
 
@@ -163,8 +165,27 @@ class MinHash:
         self._signature: np.ndarray | None = None
 
     def update(self, b: bytes) -> None:
+        """Add one shingle. A shingle of 1 to 8 words (``b"def f ( x"``) is hashed exactly as
+        ``from_text`` hashes that n-gram, so ``update`` over a text's shingles (see ``shingles``)
+        gives ``from_text``'s signature; anything else is hashed as opaque bytes."""
+        words = len(_WORDS.findall(b))
+        if 1 <= words <= len(_GRAM_MULT):
+            hashes, _ = shingle_hashes([b], words)
+            if len(hashes) == 1:
+                self._hashes.append(int(hashes[0]))
+                self._signature = None
+                return
         self._hashes.append(int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little"))
         self._signature = None
+
+    @staticmethod
+    def shingles(text: str | bytes, ngram: int = 5) -> list[bytes]:
+        """The word ``ngram``-shingles of a text, as ``from_text`` sees them (for ``update``)."""
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        words = _WORDS.findall(data)
+        if len(words) < ngram:
+            return [b" ".join(words)] if words else []
+        return [b" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
 
     def update_batch(self, items: Iterable[bytes]) -> None:
         for item in items:
@@ -196,10 +217,13 @@ class MinHash:
 class MinHashLSH:
     """datasketch-style LSH index: ``insert(key, minhash)``, ``query(minhash)`` -> candidate keys."""
 
-    def __init__(self, threshold: float = 0.7, num_perm: int = 256, params: tuple[int, int] = (32, 8)) -> None:
-        bands, rows = params
-        if bands * rows != num_perm:
-            raise ValueError(f"params b={bands} x r={rows} must multiply to num_perm={num_perm}")
+    def __init__(self, threshold: float = 0.7, num_perm: int = 256, params: tuple[int, int] | None = None,
+                 weights: tuple[float, float] = (0.5, 0.5)) -> None:  # fmt: skip
+        """``params`` (bands, rows) as datasketch takes them; by default derived from ``threshold``
+        as datasketch does: the split minimising the weighted false positive and negative areas."""
+        bands, rows = params if params is not None else optimal_params(threshold, num_perm, weights)
+        if bands * rows > num_perm:
+            raise ValueError(f"params b={bands} x r={rows} must multiply to at most num_perm={num_perm}")
         self.threshold, self.num_perm, self.bands, self.rows = threshold, num_perm, bands, rows
         self.tables: list[dict[bytes, list[Any]]] = [defaultdict(list) for _ in range(bands)]
         self.keys: dict[Any, np.ndarray] = {}
@@ -225,6 +249,21 @@ class MinHashLSH:
 
     def __contains__(self, key: Any) -> bool:
         return key in self.keys
+
+
+def optimal_params(threshold: float, num_perm: int, weights: tuple[float, float] = (0.5, 0.5)) -> tuple[int, int]:
+    """datasketch's ``_optimal_param``: (bands, rows) with bands x rows <= num_perm minimising
+    ``w_fp * P(candidate | J < t) + w_fn * P(not candidate | J >= t)`` (areas under the S-curve)."""
+    best, best_error = (1, num_perm), float("inf")
+    grid_lo, grid_hi = np.linspace(0.0, threshold, 501), np.linspace(threshold, 1.0, 501)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            fp = np.trapezoid(1 - (1 - grid_lo**rows) ** bands, grid_lo)
+            fn = np.trapezoid((1 - grid_hi**rows) ** bands, grid_hi)
+            error = weights[0] * fp + weights[1] * fn
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
 
 
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_group: int = 64) -> np.ndarray:
