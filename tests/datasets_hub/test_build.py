@@ -122,3 +122,70 @@ def test_a_git_file_pointing_outside_the_source_is_not_followed(tmp_path):
     build([str(untrusted)], tmp_path / "out", "v1", progress=False)
     paths = {r["path"] for r in read_column(tmp_path / "out", ["path"])}
     assert paths == {"main.py", "LICENSE"}  # the folder's own files; nothing of the other repository, no .git file
+
+
+def test_damaged_and_hostile_inputs_are_skipped_and_counted(tmp_path):
+    import io
+    import os
+    import subprocess
+    import tarfile
+    import zipfile
+
+    from .conftest import MIT, git_repo
+
+    good = b"def ok():\n    return 1\n"
+    zpath = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("LICENSE", MIT)
+        zf.writestr("a.py", good.replace(b"ok", b"ok_a"))
+        zf.writestr("b.py", b"def broken():\n    return 2\n")
+    data = bytearray(zpath.read_bytes())
+    at = data.index(b"def broken")
+    data[at] ^= 0x01  # the member's bytes no longer match its CRC
+    zpath.write_bytes(bytes(data))
+    tpath = tmp_path / "cut.tar.gz"
+    with tarfile.open(tpath, "w:gz") as tf:
+        for name, body in (("LICENSE", MIT.encode()), ("c.py", good), ("d.py", os.urandom(200_000))):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tf.addfile(info, io.BytesIO(body))
+    tpath.write_bytes(tpath.read_bytes()[: len(tpath.read_bytes()) * 2 // 3])  # truncated
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "LICENSE").write_text(MIT)
+    (folder / "e.py").write_bytes(good.replace(b"ok", b"ok_e"))
+    (folder / "latin1.py").write_bytes("# naïve café, déjà vu\nx = 1\n".encode("latin-1"))
+    with open(folder / "huge.py", "wb") as sparse:  # a 3 GiB sparse file: never read
+        sparse.truncate(3 << 30)
+    (folder / os.fsdecode(b"bad\xffname.py")).write_bytes(good.replace(b"ok", b"ok_bad"))
+    repo = git_repo(tmp_path / "g", "o", "g", {"LICENSE": MIT, "f.py": "y = 2\n", "g.py": "z = 3\n"})
+    blob = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD:g.py"], capture_output=True, text=True
+    ).stdout.strip()
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # a missing blob
+    report = build([str(zpath), str(tpath), str(folder), str(repo)], tmp_path / "out", "v1", progress=False)
+    paths = {r["path"] for r in read_column(tmp_path / "out", ["path"])}
+    assert {"a.py", "e.py", "f.py", "latin1.py"} <= paths and not {"b.py", "huge.py", "g.py"} & paths
+    dropped = report.manifest["counts"]["dropped"]["ingest"]
+    assert any(k.startswith("damaged archive member") for k in dropped) and dropped["git blob missing"] == 1
+    assert any(k.startswith("damaged archive, rest skipped") for k in dropped) and dropped["file name not UTF-8"] == 1
+    latin = next(
+        r for r in read_column(tmp_path / "out", ["path", "content", "src_encoding"]) if r["path"] == "latin1.py"
+    )
+    assert "naïve café, déjà vu" in latin["content"] and latin["src_encoding"] == "cp1252"
+    assert report.manifest["counts"]["language_detector"].startswith("go-enry")
+
+
+def test_a_bad_config_and_an_all_opted_out_build_are_clear_errors(tmp_path, repos):
+    from runstack.errors import InvalidArgumentError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("shard_rows = [oops")
+    with pytest.raises(InvalidArgumentError, match="--config"):
+        BuildConfig.load(bad)
+    registry = OptOutRegistry(tmp_path / "optout.txt")
+    for owner in ("alice", "bob", "carol"):
+        registry.add(owner)
+    with pytest.raises(InvalidArgumentError, match="opt-out registry"):
+        build([str(r) for r in repos], tmp_path / "out", "v1", optout=registry, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -24,7 +24,7 @@ from typing import Any
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key
 from runstack.datasets_hub.ingest import Ingest
-from runstack.datasets_hub.language import LanguageStep
+from runstack.datasets_hub.language import LanguageStep, language_detector
 from runstack.datasets_hub.licenses import LicenseStep
 from runstack.datasets_hub.optout import OptOutRegistry
 from runstack.datasets_hub.pii import PiiStep
@@ -216,13 +216,20 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         for record, cluster in pending:
             record.near_dup_cluster = blob_of.get(cluster) if cluster is not None else None
             rows.append(record.row())
+        opted_out = sum(s.dropped.get("opted out", 0) for s in merged)
+        if not rows and opted_out:
+            raise InvalidArgumentError(
+                "sources", [i.path for i in items], f"sources whose owners have not opted out: all {opted_out} files "
+                "are in the opt-out registry, so there is nothing to publish",
+            )  # fmt: skip
         staging = Path(tmp) / "out"
         staging.mkdir()
         task = bar.add_task("publish", total=len(rows))
         counts = {"files_in": report.files_in, "exact_duplicates": report.exact_duplicates,
                   "near_duplicates": report.near_duplicates,
                   "dropped": {s.name: dict(s.dropped) for s in merged if s.dropped},
-                  "pii": dict(next((s.counters for s in merged if s.name == "pii"), {}))}  # fmt: skip
+                  "pii": dict(next((s.counters for s in merged if s.name == "pii"), {})),
+                  "language_detector": language_detector()}  # fmt: skip
         report.manifest = write_dataset(rows, staging, version, config.to_dict(), counts, config.shard_rows)
         bar.update(task, completed=len(rows))
         report.files_out = len(rows)

@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasets
+try:
+    import datasets
+except ImportError as exc:  # the hub's streaming builder needs Hugging Face datasets
+    from runstack.errors import MissingDependencyError
+
+    raise MissingDependencyError("datasets", "datasets") from exc
 
 from runstack.datasets_hub.build import Source, run_stage_one
 from runstack.datasets_hub.config import BuildConfig

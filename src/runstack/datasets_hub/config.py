@@ -98,6 +98,13 @@ class BuildConfig:
     @classmethod
     def load(cls, path: str | Path) -> BuildConfig:
         """From a TOML or JSON file."""
-        text = Path(path).read_text()
-        data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+        try:
+            text = Path(path).read_text()
+            data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+            raise InvalidArgumentError(
+                "--config", str(path), f"a TOML (.toml) or JSON file of build settings ({exc})"
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidArgumentError("--config", str(path), "a table/object of build settings")
         return cls.from_dict(data)

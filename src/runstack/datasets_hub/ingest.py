@@ -16,6 +16,7 @@ import stat
 import subprocess
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -37,12 +38,31 @@ def decode(data: bytes) -> tuple[str, str] | None:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError as exc:
+        from runstack.errors import MissingDependencyError
+
+        raise MissingDependencyError("charset-normalizer", "datasets") from exc
 
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
         return None
-    return str(best), best.encoding
+    text, encoding = str(best), best.encoding
+    if encoding.replace("_", "").startswith(("cp125", "windows125", "iso8859", "latin")) and encoding != "cp1252":
+        # Single-byte guesses are close calls; Western European text (naïve, café) reads as
+        # cp1250 or iso8859-2 as often as not. Prefer cp1252 when it yields more Latin letters.
+        try:
+            western = data.decode("cp1252")
+        except UnicodeDecodeError:
+            return text, encoding
+        if _latin_letters(western) > _latin_letters(text):
+            return western, "cp1252"
+    return text, encoding
+
+
+def _latin_letters(text: str) -> int:
+    return sum(1 for c in text if "\u00c0" <= c <= "\u00ff" and c not in "\u00d7\u00f7")
 
 
 def _safe_member(name: str) -> bool:
@@ -53,14 +73,29 @@ def _safe_member(name: str) -> bool:
 class Ingest:
     """Turns sources into SourceFile records; ``stats`` counts files read and skip reasons."""
 
-    def __init__(self, max_file_bytes: int = 1 << 20) -> None:
-        self.max_file_bytes = max_file_bytes
+    def __init__(self, max_file_bytes: int = 1 << 20, max_source_bytes: int = 4 << 30) -> None:
+        self.max_file_bytes, self.max_source_bytes = max_file_bytes, max_source_bytes
         self.stats = StepStats("ingest")
+        self._source_bytes = 0
+
+    def _budget(self, size: int) -> bool:
+        """Count ``size`` bytes against this source's cap; False (and counted) once it is spent."""
+        self._source_bytes += size
+        if self._source_bytes > self.max_source_bytes:
+            self.stats.dropped[f"source over {self.max_source_bytes} bytes: rest skipped"] += 1
+            return False
+        return True
 
     def _admit(self, path: str, data: bytes, repo: str, commit: str | None, priority: float) -> SourceFile | None:
         self.stats.seen += 1
         reason = None
-        if len(data) > self.max_file_bytes:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            reason = "file name not UTF-8"
+        if reason is not None:
+            pass
+        elif len(data) > self.max_file_bytes:
             reason = f"over {self.max_file_bytes} bytes"
         elif b"\x00" in data:
             reason = "binary (NUL bytes)"
@@ -80,6 +115,7 @@ class Ingest:
              priority: float = 0.0) -> Iterator[SourceFile]:  # fmt: skip
         """Every admitted file of one source, in path order."""
         path = Path(source)
+        self._source_bytes = 0
         name = repo_name or f"{path.resolve().parent.name}/{path.name.split('.')[0]}"
         if path.is_dir() and (_own_git_dir(path) or (path / "HEAD").is_file() and (path / "objects").is_dir()):
             yield from self._git(path, repo_name or _git_repo_name(path) or name, revision, priority)
@@ -105,7 +141,20 @@ class Ingest:
                     continue
                 if not full.is_file():
                     continue
-                record = self._admit(full.relative_to(root).as_posix(), full.read_bytes(), repo, None, priority)
+                size = full.stat().st_size  # before reading: a 3 GiB sparse file is never read
+                if size > self.max_file_bytes:
+                    self.stats.seen += 1
+                    self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
+                    continue
+                if not self._budget(size):
+                    return
+                try:
+                    data = full.read_bytes()
+                except OSError:
+                    self.stats.seen += 1
+                    self.stats.dropped["unreadable"] += 1
+                    continue
+                record = self._admit(full.relative_to(root).as_posix(), data, repo, None, priority)
                 if record is not None:
                     yield record
 
@@ -128,6 +177,10 @@ class Ingest:
             if kind != b"blob" or mode in (b"120000", b"160000"):
                 self.stats.dropped["git link or submodule"] += 1
                 continue
+            if not size.isdigit():  # ls-tree cannot size a blob that is missing from the repository
+                self.stats.seen += 1
+                self.stats.dropped["git blob missing"] += 1
+                continue
             if int(size) > self.max_file_bytes:
                 self.stats.seen += 1
                 self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
@@ -140,42 +193,71 @@ class Ingest:
         offset = 0
         for path, sha in entries:
             header_end = batch.index(b"\n", offset)
-            size = int(batch[offset:header_end].split()[2])
+            header = batch[offset:header_end].split()
+            if len(header) < 3 or header[1] == b"missing":  # a damaged repository: skip the blob, go on
+                offset = header_end + 1
+                self.stats.seen += 1
+                self.stats.dropped["git blob missing"] += 1
+                continue
+            size = int(header[2])
             data = batch[header_end + 1 : header_end + 1 + size]
             offset = header_end + 1 + size + 1
+            if not self._budget(size):
+                return
             record = self._admit(path, data, name, commit, priority)
             if record is not None:
                 record.blob_id = sha
                 yield record
 
     def _archive(self, archive: Path, repo: str, priority: float) -> Iterator[SourceFile]:
-        members: list[tuple[str, bytes]] = []
+        """Members one at a time (never the whole archive in memory), sizes checked before reading;
+        a damaged member (bad CRC) is skipped and counted, a truncated archive ends the source."""
+        limit = self.max_file_bytes
 
-        def admit_entry(name: str, size: int, plain_file: bool, read: Callable[[], bytes | None]) -> None:
+        def entry(name: str, size: int, plain_file: bool, read: Callable[[], bytes | None]) -> SourceFile | None:
             if not plain_file or not _safe_member(name):
                 self.stats.dropped["archive entry escapes or links"] += 1
-            elif size > self.max_file_bytes:
+                return None
+            if size > limit:
                 self.stats.seen += 1
-                self.stats.dropped[f"over {self.max_file_bytes} bytes"] += 1
-            elif (data := read()) is not None:
-                members.append((posixpath.normpath(name), data))
+                self.stats.dropped[f"over {limit} bytes"] += 1
+                return None
+            try:
+                data = read()
+            except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+                self.stats.seen += 1
+                self.stats.dropped[f"damaged archive member ({type(exc).__name__})"] += 1
+                return None
+            if data is None:
+                return None
+            if len(data) > limit:  # a header that lied about the size
+                self.stats.seen += 1
+                self.stats.dropped[f"over {limit} bytes"] += 1
+                return None
+            return self._admit(posixpath.normpath(name), data, repo, None, priority)
 
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    if not info.is_dir():
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                        if info.is_dir() or not self._budget(min(info.file_size, limit)):
+                            continue
                         is_link = stat.S_ISLNK(info.external_attr >> 16)
-                        admit_entry(info.filename, info.file_size, not is_link, lambda i=info: zf.read(i))
-        else:
-            with tarfile.open(archive) as tf:
-                for entry in tf:
-                    if not entry.isdir():
-                        handle = lambda e=entry: f.read() if (f := tf.extractfile(e)) else None  # noqa: E731
-                        admit_entry(entry.name, entry.size, entry.isfile(), handle)
-        for path, data in sorted(members):
-            record = self._admit(path, data, repo, None, priority)
-            if record is not None:
-                yield record
+                        record = entry(info.filename, info.file_size, not is_link,
+                                       lambda i=info: zf.open(i).read(limit + 1))  # fmt: skip
+                        if record is not None:
+                            yield record
+            else:
+                with tarfile.open(archive, mode="r|*") as tf:  # a stream: members in archive order
+                    for member in tf:
+                        if member.isdir() or not self._budget(min(member.size, limit)):
+                            continue
+                        read = lambda m=member: f.read(limit + 1) if (f := tf.extractfile(m)) else None  # noqa: E731
+                        record = entry(member.name, member.size, member.isfile(), read)
+                        if record is not None:
+                            yield record
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            self.stats.dropped[f"damaged archive, rest skipped ({type(exc).__name__})"] += 1
 
 
 def _own_git_dir(folder: Path) -> bool:

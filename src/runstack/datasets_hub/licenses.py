@@ -84,8 +84,12 @@ _ALIASES = {"mit license": "MIT", "apache 2.0": "Apache-2.0", "apache-2": "Apach
 
 @functools.lru_cache(maxsize=1)
 def _licensing() -> Any:
-    from license_expression import get_spdx_licensing
+    try:
+        from license_expression import get_spdx_licensing
+    except ImportError as exc:
+        from runstack.errors import MissingDependencyError
 
+        raise MissingDependencyError("license-expression", "datasets") from exc
     return get_spdx_licensing()
 
 
