@@ -78,5 +78,6 @@ def bench_hub(session: nox.Session) -> None:
         "pipeline_throughput",
         "license_agreement",
         "pii_quality",
+        "query_grep",
     ):
         session.run("python", f"bench/{script}.py", env=ENV)

@@ -189,3 +189,60 @@ def test_a_bad_config_and_an_all_opted_out_build_are_clear_errors(tmp_path, repo
     with pytest.raises(InvalidArgumentError, match="opt-out registry"):
         build([str(r) for r in repos], tmp_path / "out", "v1", optout=registry, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_query_a_release_by_language_licence_repo_and_pattern(repos, tmp_path):
+    import subprocess
+    import sys
+
+    from runstack.datasets_hub.query import query
+    from runstack.errors import InvalidArgumentError
+
+    from ..conftest import ROOT
+
+    build([str(r) for r in repos], tmp_path / "out", "v1", progress=False)
+    everything = query(tmp_path / "out", limit=None)
+    assert everything.num_rows == len(read_column(tmp_path / "out", ["path"]))
+    py = query(tmp_path / "out", language="python", license="MIT", limit=None).to_pylist()
+    assert py and all(r["language"] == "Python" and "MIT" in r["detected_licenses"] for r in py)
+    hits = query(tmp_path / "out", grep=r"def \w+\(", repo="alice", limit=None).to_pylist()
+    assert hits and all(r["repo_name"].startswith("alice/") and "def " in r["content"] for r in hits)
+    assert query(tmp_path / "out", license_type="non_permissive").num_rows == 0  # GPL was filtered at build
+    assert len(query(tmp_path / "out", format="datasets", limit=2)) == 2
+    with pytest.raises(InvalidArgumentError, match="regular expression"):
+        query(tmp_path / "out", grep="(")
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    cli = subprocess.run([sys.executable, "-m", "runstack", "data", "query", str(tmp_path / "out"), "--grep", "def ",
+                          "--format", "jsonl", "--limit", "0"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert cli.returncode == 0 and len(cli.stdout.splitlines()) == len(query(tmp_path / "out", grep="def ", limit=None))
+
+
+def test_rows_carry_the_stack_v2_columns_from_git(tmp_path):
+    import subprocess
+
+    from .conftest import MIT, git_repo
+
+    repo = git_repo(tmp_path / "src", "o", "r", {"LICENSE": MIT, "pkg/mod.py": "x = 1\n",
+                                                 "pkg/conf.py": "db_password = 'correct-horse-42'\n"})  # fmt: skip
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "LICENSE").write_text(MIT)
+    (folder / "p.py").write_text("y = 2\n")
+    build([str(repo), str(folder)], tmp_path / "out", "v1", progress=False)
+    rows = {r["path"]: r for r in read_column(tmp_path / "out", ["path", "blob_id", "content_id", "commit", "revision_id",
+                                                                 "directory_id", "branch_name", "revision_date",
+                                                                 "committer_date"])}  # fmt: skip
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    mod = rows["pkg/mod.py"]
+    assert mod["revision_id"] == mod["commit"] == git("rev-parse", "HEAD")
+    assert mod["directory_id"] == git("rev-parse", "HEAD:pkg") and mod["branch_name"] == git(
+        "rev-parse", "--abbrev-ref", "HEAD"
+    )
+    assert mod["revision_date"] == git("show", "-s", "--format=%aI") and mod["committer_date"] == git(
+        "show", "-s", "--format=%cI"
+    )
+    assert mod["content_id"] == mod["blob_id"]  # nothing redacted: the published bytes are the blob's
+    assert rows["pkg/conf.py"]["content_id"] != rows["pkg/conf.py"]["blob_id"]  # redacted content has its own id
+    assert rows["p.py"]["directory_id"] is None and rows["p.py"]["revision_date"] is None
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert all(f"| `{name}` |" in card for name in ("content_id", "directory_id", "revision_date", "pii"))

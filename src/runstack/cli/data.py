@@ -67,6 +67,45 @@ def register(main: click.Group, console: Any) -> None:
         console.print(_summary(report))
         console.print(f"wrote {out} ({len(report.manifest['shards'])} shards)")
 
+    @data.command("query")
+    @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+    @click.option("--language", default=None, help="e.g. Python (case-insensitive).")
+    @click.option("--license", "license_id", default=None, help="An SPDX id among detected_licenses, e.g. MIT.")
+    @click.option("--license-type", type=click.Choice(["permissive", "non_permissive", "no_license"]), default=None)
+    @click.option("--repo", default=None, help="owner/name, or an owner.")
+    @click.option("--grep", default=None, help="A regular expression searched in the code.")
+    @click.option("--limit", default=20, show_default=True, help="At most this many rows (0: all).")
+    @click.option(
+        "--format", "fmt", type=click.Choice(["table", "jsonl", "parquet"]), default="table", show_default=True
+    )
+    @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="File for --format parquet (default query.parquet).")  # fmt: skip
+    def query_command(dataset: str, language: str | None, license_id: str | None, license_type: str | None,
+                      repo: str | None, grep: str | None, limit: int, fmt: str, output: Path | None) -> None:  # fmt: skip
+        """Files of a release by language, licence, repository or code pattern (DuckDB over the shards)."""
+        import json
+
+        from runstack.datasets_hub.query import query
+
+        columns = ("repo_name", "path", "language", "license_type", "detected_licenses", "length_bytes", "blob_id")
+        table = query(dataset, language, license_id, license_type, repo, grep, limit or None,
+                      columns=columns + (("content",) if fmt != "table" else ()))  # fmt: skip
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            target = output or Path("query.parquet")
+            pq.write_table(table, target)
+            console.print(Text(f"wrote {target} ({table.num_rows} rows)"))
+        elif fmt == "jsonl":
+            for row in table.to_pylist():
+                click.echo(json.dumps(row))
+        else:
+            shown = Table(*columns[:-1], title=Text(f"{table.num_rows} file(s)"), title_justify="left")
+            for row in table.to_pylist():
+                shown.add_row(*(Text(", ".join(v) if isinstance(v, list) else str(v)) for k, v in row.items()
+                                if k != "blob_id"))  # fmt: skip
+            console.print(shown)
+
     @data.group("optout")
     def optout() -> None:
         """The opt-out registry applied at every build."""

@@ -26,17 +26,9 @@ from runstack.datasets_hub.build import Source, run_stage_one
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.minhash import MinHashLSH, bottom_k, bottom_k_jaccard, shingle_hashes, signatures
 from runstack.datasets_hub.optout import OptOutRegistry
-from runstack.datasets_hub.record import SourceFile
+from runstack.datasets_hub.record import SourceFile, features
 
-FEATURES = datasets.Features({
-    "blob_id": datasets.Value("string"), "content": datasets.Value("string"), "path": datasets.Value("string"),
-    "repo_name": datasets.Value("string"), "commit": datasets.Value("string"), "language": datasets.Value("string"),
-    "extension": datasets.Value("string"), "length_bytes": datasets.Value("int64"),
-    "src_encoding": datasets.Value("string"), "detected_licenses": datasets.Sequence(datasets.Value("string")),
-    "license_type": datasets.Value("string"), "is_vendor": datasets.Value("bool"),
-    "is_generated": datasets.Value("bool"), "near_dup_cluster": datasets.Value("string"),
-    "pii": [{"kind": datasets.Value("string"), "start": datasets.Value("int64"), "end": datasets.Value("int64")}],
-})  # fmt: skip
+FEATURES = features()
 
 
 @dataclass

@@ -168,6 +168,13 @@ class Ingest:
             raise InvalidArgumentError(
                 "revision", revision or "HEAD", f"a commit in {repo} ({exc.stderr.decode().strip()})"
             ) from exc
+        facts = git("show", "-s", "--format=%aI%n%cI", commit).decode().split("\n")
+        branch = revision or git("rev-parse", "--abbrev-ref", "HEAD").decode().strip()
+        trees = {"": git("rev-parse", f"{commit}^{{tree}}").decode().strip()}
+        for line in git("ls-tree", "-r", "-d", "-z", commit).split(b"\0"):
+            if line:
+                meta, folder = line.split(b"\t", 1)
+                trees[folder.decode("utf-8", "surrogateescape")] = meta.split()[2].decode()
         entries = []
         for line in git("ls-tree", "-r", "-l", "-z", commit).split(b"\0"):
             if not line:
@@ -207,6 +214,9 @@ class Ingest:
             record = self._admit(path, data, name, commit, priority)
             if record is not None:
                 record.blob_id = sha
+                record.directory_id = trees.get(posixpath.dirname(path))
+                record.branch_name = branch if branch != "HEAD" else None
+                record.revision_date, record.committer_date = facts[0] or None, facts[1] or None
                 yield record
 
     def _archive(self, archive: Path, repo: str, priority: float) -> Iterator[SourceFile]:

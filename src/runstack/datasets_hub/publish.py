@@ -15,22 +15,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from runstack.datasets_hub.record import COLUMNS
+from runstack.datasets_hub.record import COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
 
 
 def _schema() -> Any:
-    import pyarrow as pa
+    from runstack.datasets_hub.record import arrow_schema
 
-    return pa.schema([
-        ("blob_id", pa.string()), ("content", pa.string()), ("path", pa.string()), ("repo_name", pa.string()),
-        ("commit", pa.string()), ("language", pa.string()), ("extension", pa.string()),
-        ("length_bytes", pa.int64()), ("src_encoding", pa.string()), ("detected_licenses", pa.list_(pa.string())),
-        ("license_type", pa.string()), ("is_vendor", pa.bool_()), ("is_generated", pa.bool_()),
-        ("near_dup_cluster", pa.string()),
-        ("pii", pa.list_(pa.struct([("kind", pa.string()), ("start", pa.int64()), ("end", pa.int64())]))),
-    ])  # fmt: skip
+    return arrow_schema()
 
 
 def config_name(language: str) -> str:
@@ -104,6 +97,8 @@ def _card(version: str, by_language: dict[str, list[dict[str, Any]]], stats: dic
               "secrets and personal data replaced (`<KEY>`, `<PASSWORD>`, `<EMAIL>`, `<IP_ADDRESS>`, `<CREDIT_CARD>`,",
               "`<PHONE>`); `pii` lists each replacement's kind and position in `content`, so a trainer can drop",
               "or keep files by it; `length_bytes` is the size of the published content.", "",
+              "| column | type | meaning |", "|---|---|---|",
+              *(f"| `{name}` | {kind} | {meaning} |" for name, kind, meaning in SCHEMA), "",
               "| language | config | files |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {lang} | `{config_name(lang)}` | {n} |" for lang, n in stats["languages"].items()]
     lines += ["", "| licence type | files |", "|---|---|"]
