@@ -246,3 +246,35 @@ def test_rows_carry_the_stack_v2_columns_from_git(tmp_path):
     assert rows["p.py"]["directory_id"] is None and rows["p.py"]["revision_date"] is None
     card = (tmp_path / "out" / "README.md").read_text()
     assert all(f"| `{name}` |" in card for name in ("content_id", "directory_id", "revision_date", "pii"))
+
+
+@pytest.mark.parametrize("mode", ["mark", "drop", "off"])
+def test_a_fork_is_found_at_repository_level(tmp_path, mode):
+    from .conftest import MIT, git_repo
+
+    files = {
+        "LICENSE": MIT,
+        **{f"pkg/m{i}.py": f"def f{i}(x):\n    return x * {i} + {i * i}  # module {i}\n" for i in range(6)},
+    }
+    git_repo(tmp_path / "src", "upstream", "lib", files)
+    fork = dict(files, **{"pkg/m0.py": files["pkg/m0.py"] + "# a small local change in the fork of the project\n",
+                          "extra.py": "def only_in_the_fork():\n    return 'mine'\n"})  # fmt: skip
+    git_repo(tmp_path / "src", "forker", "lib", fork)
+    other = git_repo(tmp_path / "src", "someone", "else", {"LICENSE": MIT, "z.py": "def z():\n    return 0\n"})
+    sources = [Source(str(tmp_path / "src" / "upstream" / "lib"), priority=100.0),  # e.g. its stars: it survives
+               Source(str(tmp_path / "src" / "forker" / "lib")), Source(str(other))]  # fmt: skip
+    report = build(sources, tmp_path / "out", "v1", config=BuildConfig(repo_dedup=mode), progress=False)
+    rows = {
+        (r["repo_name"], r["path"]): r
+        for r in read_column(tmp_path / "out", ["repo_name", "path", "repo_duplicate_of"])
+    }
+    if mode == "off":
+        assert report.repo_copies == {} and ("forker/lib", "extra.py") in rows
+        return
+    assert report.repo_copies["forker/lib"]["of"] == "upstream/lib" and "someone/else" not in report.repo_copies
+    assert report.manifest["counts"]["repository_copies"]["forker/lib"]["shared"] >= 6
+    if mode == "mark":
+        assert rows[("forker/lib", "extra.py")]["repo_duplicate_of"] == "upstream/lib"
+        assert rows[("upstream/lib", "pkg/m1.py")]["repo_duplicate_of"] is None
+    else:
+        assert not [key for key in rows if key[0] == "forker/lib"] and ("someone/else", "z.py") in rows

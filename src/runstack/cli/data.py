@@ -46,11 +46,17 @@ def register(main: click.Group, console: Any) -> None:
                   help="Build settings (TOML or JSON).")  # fmt: skip
     @click.option("--workers", default=1, show_default=True, help="Processes for the per-source stage.")
     @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+    @click.option(
+        "--repo-dedup",
+        type=click.Choice(["drop", "mark", "off"]),
+        default=None,
+        help="Repositories that mostly copy another (forks): drop them, mark them (default) or keep as is.",
+    )
     @click.option("--pii", type=click.Choice(["strict", "balanced", "off"]), default=None,
                   help="Redaction: strict adds every high-entropy string literal; default balanced.")  # fmt: skip
     @registry_option
     def build_command(sources: tuple[str, ...], out: Path, version: str, config_file: str | None, workers: int,
-                      overwrite: bool, pii: str | None, registry: Path | None) -> None:  # fmt: skip
+                      overwrite: bool, repo_dedup: str | None, pii: str | None, registry: Path | None) -> None:  # fmt: skip
         """Build SOURCE... (folders, git repositories, tar/zip archives) into OUT."""
         from runstack.datasets_hub.build import build
         from runstack.datasets_hub.config import BuildConfig
@@ -61,6 +67,10 @@ def register(main: click.Group, console: Any) -> None:
             import dataclasses
 
             config = dataclasses.replace(config, pii=pii)
+        if repo_dedup is not None:
+            import dataclasses
+
+            config = dataclasses.replace(config, repo_dedup=repo_dedup)
         path = registry or default_path()
         report = build(list(sources), out, version, config, OptOutRegistry(path) if path.exists() else None,
                        workers=workers, overwrite=overwrite)  # fmt: skip

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key
+from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key, repository_copies
 from runstack.datasets_hub.ingest import Ingest
 from runstack.datasets_hub.language import LanguageStep, language_detector
 from runstack.datasets_hub.licenses import LicenseStep
@@ -55,6 +55,7 @@ class BuildReport:
     near_candidate_pairs: int = 0
     near_verified_pairs: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+    repo_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class OptOutFilter(Filter):
@@ -206,6 +207,9 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         result = near.result()
         report.near_duplicates = len(result.survivors) - sum(result.survivors)
         report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
+        copies = {} if config.repo_dedup == "off" else repository_copies(
+            [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
+        report.repo_copies = copies
         rows, blob_of = [], {}
         pending: list[tuple[SourceFile, int | None]] = []
         for i, record in enumerate(_kept(spills, keep)):
@@ -215,6 +219,10 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 blob_of[i] = record.blob_id
         for record, cluster in pending:
             record.near_dup_cluster = blob_of.get(cluster) if cluster is not None else None
+            copy = copies.get(record.repo_name)
+            if copy is not None and config.repo_dedup == "drop":
+                continue
+            record.repo_duplicate_of = copy["of"] if copy is not None else None
             rows.append(record.row())
         opted_out = sum(s.dropped.get("opted out", 0) for s in merged)
         if not rows and opted_out:
@@ -229,7 +237,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                   "near_duplicates": report.near_duplicates,
                   "dropped": {s.name: dict(s.dropped) for s in merged if s.dropped},
                   "pii": dict(next((s.counters for s in merged if s.name == "pii"), {})),
-                  "language_detector": language_detector()}  # fmt: skip
+                  "language_detector": language_detector(), "repository_copies": copies}  # fmt: skip
         report.manifest = write_dataset(rows, staging, version, config.to_dict(), counts, config.shard_rows)
         bar.update(task, completed=len(rows))
         report.files_out = len(rows)

@@ -7,6 +7,7 @@ higher user-given ``priority`` (e.g. stars), then repository name and path
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,33 @@ def exact_survivors(items: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[bool
     for i in best.values():
         keep[i] = True
     return keep, len(items) - len(best)
+
+
+def repository_copies(repos: list[str], digests: list[str], keep: list[bool], cluster_of: list[int | None],
+                      share: float = 0.5) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Repositories more than half of whose files are exact or near copies of files one other
+    repository keeps (forks, vendored copies), as {copy: {"of": source, "shared": n, "files": m}}.
+    Which one is the copy follows the survivor ranking (give the original a higher ``priority``).
+
+    ``repos``/``digests``/``keep`` are per record (exact dedup); ``cluster_of`` is per record kept
+    by exact dedup (near dedup: the index, among kept records, of the cluster's survivor).
+    """
+    winner_of: dict[str, int] = {d: i for i, (d, k) in enumerate(zip(digests, keep, strict=True)) if k}
+    files: Counter[str] = Counter(repos)
+    shared: Counter[tuple[str, str]] = Counter()
+    for i, digest in enumerate(digests):
+        source = repos[winner_of[digest]]
+        if not keep[i] and source != repos[i]:
+            shared[(repos[i], source)] += 1
+    kept = [i for i, k in enumerate(keep) if k]
+    for j, cluster in enumerate(cluster_of):
+        if cluster is not None and cluster != j and repos[kept[cluster]] != repos[kept[j]]:
+            shared[(repos[kept[j]], repos[kept[cluster]])] += 1
+    copies: dict[str, dict[str, Any]] = {}
+    for (copy, source), n in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0])):
+        if copy not in copies and n >= 2 and n > share * files[copy] and copy != source:
+            copies[copy] = {"of": source, "shared": n, "files": files[copy]}
+    return copies
 
 
 class UnionFind:

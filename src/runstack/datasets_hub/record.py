@@ -29,6 +29,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("is_vendor", "bool", "under a vendored folder"),
     ("is_generated", "bool", "marked or detected as generated"),
     ("near_dup_cluster", "string?", "blob id of the survivor of its near-duplicate cluster"),
+    ("repo_duplicate_of", "string?", "the repository this one mostly copies (a fork, a vendored copy)"),
     ("pii", "pii", "each redaction: kind, start and end in content"),
 )
 COLUMNS = tuple(name for name, _, _ in SCHEMA)
@@ -76,6 +77,7 @@ class SourceFile:
     is_vendor: bool = False
     is_generated: bool = False
     near_dup_cluster: str | None = None
+    repo_duplicate_of: str | None = None
     pii: list[dict[str, Any]] = field(default_factory=list)  # [{kind, start, end}] of each redaction
     sha256: str = ""
 
