@@ -241,7 +241,7 @@ def parse(raw: Any) -> SweepConfig:
 
 def expand_command(config: SweepConfig, values: dict[str, Any], interpreter: str) -> list[str]:
     """The trial's command line: wandb's macros replaced by the program and parameters."""
-    flat = _flatten(values)
+    flat = flatten(values)
     args = [f"--{k}={_arg(v)}" for k, v in flat.items()]
     out: list[str] = []
     for part in config.command:
@@ -262,11 +262,12 @@ def expand_command(config: SweepConfig, values: dict[str, Any], interpreter: str
     return out
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted names: {"opt": {"lr": 1}} -> {"opt.lr": 1}."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

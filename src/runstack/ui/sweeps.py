@@ -9,16 +9,6 @@ from runstack.core.store import Store
 from runstack.ui.data import jsonable
 
 
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def sweep_list(store: Store) -> list[dict[str, Any]]:
     try:
         from runstack.sweeps.study import Sweep
@@ -41,6 +31,7 @@ def sweep_list(store: Store) -> list[dict[str, Any]]:
 def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
     import optuna
 
+    from runstack.sweeps.config import flatten
     from runstack.sweeps.study import Sweep
 
     one = Sweep(store, sweep_id)
@@ -49,7 +40,7 @@ def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
     except (ValueError, RuntimeError):  # too few finished trials to tell
         importances = {}
     searched = [p.name for p in one.config.searched]
-    trials = [{**t, "config": _flat(t["config"])} for t in one.trials()]
+    trials = [{**t, "config": flatten(t["config"])} for t in one.trials()]
     return jsonable({"id": sweep_id, "project": one.project, "state": one.state, "method": one.config.method,
                      "metric": one.config.metric, "goal": one.config.goal, "params": searched,
                      "trials": trials, "importances": {k: float(v) for k, v in importances.items()}})  # fmt: skip
