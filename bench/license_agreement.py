@@ -61,8 +61,10 @@ def detected(dist: metadata.Distribution) -> set[str] | None:
             text = file.read_text() or ""
         except (OSError, UnicodeDecodeError):
             continue
-        index.add(SourceFile(content=text, path=f"licenses/{file.name}", repo_name="d/d", blob_id=""))
-    return {spdx for evidence in index.folder_evidence("licenses") for spdx in evidence["license"]}
+        # Kept where it lies (licenses/LICENSE, licenses/mypy/typeshed/LICENSE): as in a repository, the
+        # top folder's licence is the project's; deeper ones belong to the code under them.
+        index.add(SourceFile(content=text, path="/".join(file.parts[1:]), repo_name="d/d", blob_id=""))
+    return {spdx for evidence in index.for_path("licenses/x") or index.for_path("x") for spdx in evidence["license"]}
 
 
 def main() -> None:

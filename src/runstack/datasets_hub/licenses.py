@@ -69,7 +69,15 @@ SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
             "any purpose and without fee is hereby granted",
         ),
     ),
+    (
+        "MIT-CMU",
+        (
+            "permission to use, copy, modify and distribute this software and its documentation for any "
+            "purpose and without fee is hereby granted",
+        ),
+    ),
     ("CNRI-Python", ("cnri license agreement",)),
+    ("CNRI-Python", ("cnri's python 1.6",)),
     ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
     ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
