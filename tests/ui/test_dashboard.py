@@ -80,17 +80,24 @@ def test_runs_table_filters_sorts_groups_and_selects_for_compare(serve, page, st
     open_page(page, serve(store_dir) + "/projects/vision")
     rows = page.locator("#runs tbody tr[data-run]")
     assert rows.count() == 3
+    shown = "[...document.querySelectorAll('#runs tbody tr[data-run]')].map(r => r.dataset.run).join(',')"
     page.fill("#filter", "config.lr<0.05")
     page.press("#filter", "Enter")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr[data-run]').length === 1")
-    assert rows.first.get_attribute("data-run") == runs["run1"]
+    page.wait_for_function(f"{shown} === '{runs['run1']}'")
     page.fill("#filter", "tags=baseline")
     page.press("#filter", "Enter")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr[data-run]').length === 1")
-    assert rows.first.get_attribute("data-run") == runs["run0"]
+    page.wait_for_function(f"{shown} === '{runs['run0']}'")
     page.fill("#filter", "")
     page.press("#filter", "Enter")
     page.wait_for_function("document.querySelectorAll('#runs tbody tr[data-run]').length === 3")
+    page.click("#runs th:has-text('name')")  # sort by name, ascending
+    page.wait_for_function("document.querySelector('#runs th:nth-child(2)').textContent.includes('▲')")
+    names = page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts()
+    assert names == sorted(names)
+    page.click("#columns summary")
+    page.locator("label.column-option:has-text('config.lr') input").check()
+    page.wait_for_function("[...document.querySelectorAll('#runs th')].some(th => th.textContent === 'config.lr')")
+    assert set(page.locator("#runs tbody tr[data-run] td:last-child").all_inner_texts()) >= {"0.1", "0.01"}
     page.select_option("#group", "config.lr")
     assert page.locator("#runs tr.group").count() == 3
     for run_id in (runs["run0"], runs["run1"]):

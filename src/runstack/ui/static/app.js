@@ -31,7 +31,7 @@ function colorOf(id) {  // stable per run, on every page
 }
 
 function fmt(v) {
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(5);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
   if (v === null || v === undefined) return "";
   return typeof v === "object" ? JSON.stringify(v) : String(v);
 }
@@ -121,12 +121,17 @@ async function runsPage() {
   const table = document.getElementById("runs"), groupSelect = document.getElementById("group");
   const compareButton = document.getElementById("compare");
 
+  let latest = 0;  // a slower, older answer never replaces a newer one
   async function load() {
     let filters = null;
     try { filters = parseFilter(filterBox.value); errorBox.textContent = ""; } catch (e) { errorBox.textContent = e.message; return; }
     const query = new URLSearchParams({ project, order: state.sort });
     if (filters) query.set("filters", JSON.stringify(filters));
-    try { state.runs = await getJSON(`/api/runs?${query}`); } catch (e) { errorBox.textContent = e.message; return; }
+    const ticket = ++latest;
+    let runs;
+    try { runs = await getJSON(`/api/runs?${query}`); } catch (e) { errorBox.textContent = e.message; return; }
+    if (ticket !== latest) return;
+    state.runs = runs;
     if (!state.columns) {
       const keys = new Set();
       for (const r of state.runs) {
@@ -195,8 +200,8 @@ async function runsPage() {
     }
   }
 
-  filterBox.addEventListener("change", load);
   filterBox.addEventListener("keyup", e => { if (e.key === "Enter") load(); });
+  filterBox.addEventListener("blur", load);
   groupSelect.addEventListener("change", () => { state.group = groupSelect.value; render(); });
   compareButton.addEventListener("click", () => { location.href = `/compare?runs=${[...state.selected].map(encodeURIComponent).join(",")}`; });
   await load();
