@@ -10,7 +10,18 @@ nox.options.default_venv_backend = "venv"
 
 # torch first and pinned: an unpinned torch pulled in by a framework would be a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
-FRAMEWORK_EXTRAS = ("lightning", "transformers", "keras", "lightgbm", "accelerate", "datasets", "gpu", "sweeps", "ui")
+FRAMEWORK_EXTRAS = (
+    "lightning",
+    "transformers",
+    "keras",
+    "lightgbm",
+    "accelerate",
+    "datasets",
+    "gpu",
+    "sweeps",
+    "ui",
+    "scancode",
+)
 ENV = {"HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -71,7 +82,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(name="bench-hub")
 def bench_hub(session: nox.Session) -> None:
     """The code-dataset hub's benchmarks (needs the datasets extra and the frameworks' sources)."""
-    _install(session, "datasets,transformers,dev")
+    _install(session, "datasets,transformers,scancode,dev")
     for script in (
         "minhash_throughput",
         "near_dedup_quality",

@@ -42,7 +42,7 @@ def declared(dist: metadata.Distribution) -> set[str]:
     }
 
 
-def detected(dist: metadata.Distribution) -> set[str] | None:
+def detected(dist: metadata.Distribution, backend: str = "phrases") -> set[str] | None:
     """The licences runstack's licence step finds from the licence files alone (all of them,
     read as one folder: dual licences, several files, bundled notices)."""
     own = f"{dist.metadata['Name']}".lower().replace("-", "_")
@@ -55,7 +55,7 @@ def detected(dist: metadata.Distribution) -> set[str] | None:
     ]  # this distribution's, not vendored ones
     if not files:
         return None
-    index = LicenseIndex()
+    index = LicenseIndex(backend)
     for file in files:
         try:
             text = file.read_text() or ""
@@ -68,18 +68,36 @@ def detected(dist: metadata.Distribution) -> set[str] | None:
 
 
 def main() -> None:
-    compared = agree = overlap = undetected = 0
-    for dist in metadata.distributions():
-        truth, ours = declared(dist), detected(dist)
-        if not truth or ours is None:
-            continue
-        compared += 1
-        undetected += not ours
-        agree += ours == truth
-        overlap += bool(ours & truth)
-    print(f"license_agreement: {agree} of {compared} distributions agree exactly ({100 * agree / compared:.1f}%),"
-          f" {overlap} share a licence ({100 * overlap / compared:.1f}%), {undetected} licence files unrecognised"
-          f" | declared metadata as the baseline")  # fmt: skip
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["phrases", "scancode", "both"], default="both")
+    args = parser.parse_args()
+    backends = ["phrases", "scancode"] if args.backend == "both" else [args.backend]
+    if "scancode" in backends:
+        try:
+            import licensedcode  # noqa: F401
+        except ImportError:
+            backends.remove("scancode")
+            print("license_agreement: scancode backend skipped (pip install '.[scancode]')")
+    parts = []
+    for backend in backends:
+        compared = agree = overlap = undetected = 0
+        seen: set[str] = set()
+        for dist in metadata.distributions():
+            if dist.metadata["Name"] in seen:  # a distribution found on two search paths counts once
+                continue
+            seen.add(dist.metadata["Name"])
+            truth, ours = declared(dist), detected(dist, backend)
+            if not truth or ours is None:
+                continue
+            compared += 1
+            undetected += not ours
+            agree += ours == truth
+            overlap += bool(ours & truth)
+        parts.append(f"{backend}: {agree} of {compared} agree exactly ({100 * agree / compared:.1f}%), {overlap} share a "
+                     f"licence ({100 * overlap / compared:.1f}%), {undetected} unrecognised")  # fmt: skip
+    print("license_agreement: " + " | ".join(parts) + " | declared metadata as the baseline")
 
 
 if __name__ == "__main__":

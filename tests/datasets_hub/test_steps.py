@@ -260,3 +260,19 @@ def test_minhash_update_and_from_text_agree_and_lsh_derives_its_bands_like_datas
     for threshold, num_perm in ((0.7, 256), (0.5, 128), (0.9, 64)):
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         assert (lsh.bands, lsh.rows) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("backend", ["phrases", "scancode"])
+def test_both_licence_backends_read_real_licence_files(backend):
+    if backend == "scancode":
+        pytest.importorskip("licensedcode")
+    from importlib import metadata
+
+    dist = metadata.distribution("packaging")  # dual: LICENSE points at LICENSE.APACHE and LICENSE.BSD
+    texts = {f.name: f.read_text() for f in dist.files or [] if f.name.startswith("LICENSE")}
+    assert {"LICENSE", "LICENSE.APACHE", "LICENSE.BSD"} <= set(texts)
+    step = LicenseStep(permissive=("Apache-2.0", "BSD-2-Clause"), keep_types=("permissive",), backend=backend)
+    records = [_record(f"p/{name}", text) for name, text in texts.items()] + [_record("p/mod.py", "x = 1\n")]
+    (mod,) = [r for r in step.run(records) if r.path == "p/mod.py"]
+    assert mod.detected_licenses == ["Apache-2.0", "BSD-2-Clause"] and mod.license_type == "permissive"
+    assert mod.license_evidence[0]["expression"] == "Apache-2.0 OR BSD-2-Clause"

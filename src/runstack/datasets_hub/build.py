@@ -72,7 +72,8 @@ class OptOutFilter(Filter):
 
 def stage_one_steps(config: BuildConfig, registry: OptOutRegistry | None) -> list[PipelineStep]:
     # Licences first: the language step drops files it cannot name, licence files among them.
-    steps: list[PipelineStep] = [LicenseStep(config.permissive_licenses, config.keep_license_types), LanguageStep(),
+    steps: list[PipelineStep] = [LicenseStep(config.permissive_licenses, config.keep_license_types, config.license_backend),
+                                 LanguageStep(),
                                  QualityFilter(config.quality), OptOutFilter(registry)]  # fmt: skip
     if config.redact_pii and config.pii != "off":
         steps.append(PiiStep(config.pii, config.pii_disabled_kinds))

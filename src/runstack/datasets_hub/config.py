@@ -62,11 +62,14 @@ class BuildConfig:
     redact_pii: bool = True  # False is pii="off"
     pii: str = "balanced"  # "strict" (also any high-entropy string literal), "balanced" or "off"
     pii_disabled_kinds: tuple[str, ...] = ()  # e.g. ("email", "ipv4"): kinds left in place
+    license_backend: str = "phrases"  # or "scancode" (pip install '.[scancode]')
     repo_dedup: str = "mark"  # repositories that mostly copy another: "drop", "mark" (a column) or "off"
     quality: QualityConfig = field(default_factory=QualityConfig)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
 
     def __post_init__(self) -> None:
+        if self.license_backend not in ("phrases", "scancode"):
+            raise InvalidArgumentError("license_backend", self.license_backend, "'phrases' or 'scancode'")
         if self.repo_dedup not in ("drop", "mark", "off"):
             raise InvalidArgumentError("repo_dedup", self.repo_dedup, "'drop', 'mark' or 'off'")
         if self.pii not in ("strict", "balanced", "off"):

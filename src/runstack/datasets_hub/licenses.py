@@ -23,7 +23,7 @@ from runstack.datasets_hub.record import SourceFile
 LICENSE_FILE = re.compile(r"^(?:[\w-]*[-_.])?(licen[cs]es?|copying|notice|unlicense)(?:[-_.][\w.-]*)?$", re.IGNORECASE)
 _CODE_SUFFIX = re.compile(r"\.(py|pyi|js|ts|jsx|tsx|go|rs|java|kt|c|h|cc|cpp|hpp|cs|rb|php|swift|scala|sh|json|ya?ml|toml|"
                           r"cfg|ini|html?|css|xml)$", re.IGNORECASE)  # fmt: skip
-_DUAL = re.compile(r"(?i)dual[- ]licen[cs]ed|either (?:of )?the (?:following )?licen[cs]es|at (?:your|the user'?s?) "
+_DUAL = re.compile(r"(?i)dual[- ]licen[cs]ed|\*?either\*? (?:of )?the (?:following )?licen[cs]es|at (?:your|the user'?s?) "
                    r"(?:option|choice)|choose (?:either|between|one of)|licen[cs]ed under (?:either|both)")  # fmt: skip
 _BUNDLED = re.compile(r"(?im)^.*\b(?:third[- ]party|bundle[sd]?|vendored|included (?:software|libraries)|"
                       r"incorporates|redistributes|portions of|different licen[cs]es?|taken from)\b.*$")  # fmt: skip
@@ -148,7 +148,7 @@ def match_all(text: str) -> list[tuple[str, str, int]]:
     return sorted(found.values(), key=lambda f: f[2])
 
 
-def read_license_file(text: str) -> tuple[list[str], bool, list[str]]:
+def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], bool, list[str]]:
     """(licence ids of the project, whether they are alternatives, other files it points at).
 
     Text after a third-party/bundled heading describes code the project ships from others: it
@@ -162,9 +162,16 @@ def read_license_file(text: str) -> tuple[list[str], bool, list[str]]:
         cut = next((m.start() for m in _BUNDLED.finditer(text) if m.start() > len(start) // 2), None)
         if cut is not None:
             own = text[:cut]
-    ids = [f[0] for f in match_all(own)]
     dual = _DUAL.search(own) is not None
-    pointers = re.findall(r"(?i)\b((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)
+    if backend == "scancode":
+        from runstack.datasets_hub.scancode import match_expressions
+
+        expressions = match_expressions(own)
+        dual = dual or any(" OR " in e for e in expressions)
+        ids = list(dict.fromkeys(i for e in expressions for i in normalise(e) or [e]))
+    else:
+        ids = [f[0] for f in match_all(own)]
+    pointers = [p.rstrip(".") for p in re.findall(r"(?i)\b((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)]
     return ids, dual, pointers
 
 
@@ -238,14 +245,15 @@ class LicenseIndex:
     is dual licensed, when the licences (or the files it names) are alternatives (OR).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str = "phrases") -> None:
+        self.backend = backend
         self.files: dict[str, list[tuple[str, list[str], bool, list[str]]]] = {}  # folder -> (file, ids, dual, ptrs)
         self.metadata: dict[str, list[tuple[str, str]]] = {}  # folder -> (file, expression)
 
     def add(self, record: SourceFile) -> None:
         folder = posixpath.dirname(record.path)
         if is_license_file(record.path):
-            ids, dual, pointers = read_license_file(record.content)
+            ids, dual, pointers = read_license_file(record.content, self.backend)
             self.files.setdefault(folder, []).append((record.path, ids, dual, pointers))
         expression = declared_expression(record.path, record.content)
         if expression and normalise(expression):
@@ -259,16 +267,18 @@ class LicenseIndex:
             files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named]
         evidence = []
         dual = next((f for f in files if f[2]), None)
+        covered: list[Any] = []
         if dual is not None:
             named = {posixpath.basename(p).lower() for p in dual[3]}
-            alternatives = sorted(
-                {i for f in files if f is dual or posixpath.basename(f[0]).lower() in named for i in f[1]}
-            )
+            pointed = [f for f in files if posixpath.basename(f[0]).lower() in named]
+            # The files it names say exactly which licences; its own wording only where it names none.
+            covered = [dual, *pointed]
+            alternatives = sorted({i for f in (pointed or [dual]) for i in f[1]})
             if alternatives:
                 evidence.append({"license": alternatives, "expression": " OR ".join(alternatives), "file": dual[0],
                                  "match": "dual licence", "score": 1.0, "source": "license-file"})  # fmt: skip
         for path, ids, _, _ in files:
-            if dual is not None and any(i in (evidence[0]["license"] if evidence else []) for i in ids):
+            if any(path == f[0] for f in covered):
                 continue
             for spdx in ids:
                 evidence.append({"license": [spdx], "expression": spdx, "file": path, "match": "licence text",
@@ -311,9 +321,9 @@ class LicenseStep(PipelineStep):
 
     name = "license"
 
-    def __init__(self, permissive: Iterable[str], keep_types: Iterable[str]) -> None:
+    def __init__(self, permissive: Iterable[str], keep_types: Iterable[str], backend: str = "phrases") -> None:
         super().__init__()
-        self.permissive, self.keep_types = tuple(permissive), set(keep_types)
+        self.permissive, self.keep_types, self.backend = tuple(permissive), set(keep_types), backend
 
     def run(self, records: Iterable[SourceFile], rank: int = 0, world_size: int = 1) -> Any:
         batch: list[SourceFile] = []
@@ -325,7 +335,7 @@ class LicenseStep(PipelineStep):
         yield from self._flush(batch)
 
     def _flush(self, batch: list[SourceFile]) -> Any:
-        index = LicenseIndex()
+        index = LicenseIndex(self.backend)
         for record in batch:
             index.add(record)
         for record in batch:
