@@ -62,6 +62,12 @@ def _yaml(tmp_path, text):
     return str(path)
 
 
+def _program_sweep(store_dir, tmp_path, body, *args):
+    """A sweep whose program is the TRAIN script (written by ``_program``); ``body`` is the rest of the YAML."""
+    path = _yaml(tmp_path, f"program: {tmp_path / 'train.py'}\n" + textwrap.dedent(body))
+    return _create(store_dir, path, *args)
+
+
 def _create(store_dir, path, *args):
     proc = _cli(store_dir, "sweep", "create", path, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -124,18 +130,19 @@ def test_a_bad_file_is_a_clear_cli_error(store_dir, tmp_path):
 @pytest.mark.slow
 def test_three_agents_started_at_once_cover_a_12_point_grid_exactly_once(store_dir, tmp_path):
     env = _program(tmp_path)
-    path = _yaml(
+    sweep_id = _program_sweep(
+        store_dir,
         tmp_path,
-        f"""
-        program: {tmp_path / "train.py"}
+        """
         method: grid
-        metric: {{name: loss}}
+        metric: {name: loss}
         parameters:
-          a: {{values: [0, 1, 2, 3]}}
-          b: {{values: [x, y, z]}}
+          a: {values: [0, 1, 2, 3]}
+          b: {values: [x, y, z]}
     """,
+        "--project",
+        "grid",
     )
-    sweep_id = _create(store_dir, path, "--project", "grid")
     agents = [_agent(store_dir, sweep_id, env=env) for _ in range(3)]
     outs = [a.communicate(timeout=300) for a in agents]
     assert all(a.returncode == 0 for a in agents), [o[1][-2000:] for o in outs]
@@ -228,16 +235,15 @@ def test_hyperband_stops_bad_trials_early_with_status_pruned(store_dir):
 @pytest.mark.slow
 def test_an_agent_killed_mid_trial_leaves_it_crashed_and_the_sweep_completes(store_dir, tmp_path):
     env = {**_program(tmp_path), "SLEEP": "0.4", "STEPS": "10"}
-    path = _yaml(
+    sweep_id = _program_sweep(
+        store_dir,
         tmp_path,
-        f"""
-        program: {tmp_path / "train.py"}
+        """
         method: grid
-        metric: {{name: loss}}
-        parameters: {{a: {{values: [0, 1, 2, 3]}}}}
+        metric: {name: loss}
+        parameters: {a: {values: [0, 1, 2, 3]}}
     """,
     )
-    sweep_id = _create(store_dir, path)
     victim = _agent(store_dir, sweep_id, env=env)
     deadline = time.time() + 60
     while not list((tmp_path / "out").glob("*.json")) and time.time() < deadline:
@@ -256,15 +262,14 @@ def test_an_agent_killed_mid_trial_leaves_it_crashed_and_the_sweep_completes(sto
 @pytest.mark.slow
 def test_stop_lets_the_running_trial_finish_and_resume_goes_on(store_dir, tmp_path):
     env = {**_program(tmp_path), "SLEEP": "0.3", "STEPS": "5"}
-    path = _yaml(
+    sweep_id = _program_sweep(
+        store_dir,
         tmp_path,
-        f"""
-        program: {tmp_path / "train.py"}
+        """
         method: grid
-        parameters: {{a: {{values: [0, 1, 2, 3, 4, 5]}}}}
+        parameters: {a: {values: [0, 1, 2, 3, 4, 5]}}
     """,
     )
-    sweep_id = _create(store_dir, path)
     agent = _agent(store_dir, sweep_id, env=env)
     while not list((tmp_path / "out").glob("*.json")):
         time.sleep(0.1)
@@ -281,16 +286,15 @@ def test_stop_lets_the_running_trial_finish_and_resume_goes_on(store_dir, tmp_pa
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_once_finishes_the_trial_twice_stops_now(store_dir, tmp_path, presses):
     env = {**_program(tmp_path), "SLEEP": "0.3", "STEPS": "8"}
-    path = _yaml(
+    sweep_id = _program_sweep(
+        store_dir,
         tmp_path,
-        f"""
-        program: {tmp_path / "train.py"}
+        """
         method: grid
-        metric: {{name: loss}}
-        parameters: {{a: {{values: [0, 1, 2]}}}}
+        metric: {name: loss}
+        parameters: {a: {values: [0, 1, 2]}}
     """,
     )
-    sweep_id = _create(store_dir, path)
     agent = _agent(store_dir, sweep_id, env=env)
     while not list((tmp_path / "out").glob("*.json")):
         time.sleep(0.1)
@@ -312,16 +316,15 @@ def test_ctrl_c_once_finishes_the_trial_twice_stops_now(store_dir, tmp_path, pre
 @pytest.mark.slow
 def test_run_cap_holds_across_concurrent_agents(store_dir, tmp_path):
     env = _program(tmp_path)
-    path = _yaml(
+    sweep_id = _program_sweep(
+        store_dir,
         tmp_path,
-        f"""
-        program: {tmp_path / "train.py"}
+        """
         method: random
         run_cap: 5
-        parameters: {{a: {{min: 0.0, max: 1.0}}}}
+        parameters: {a: {min: 0.0, max: 1.0}}
     """,
     )
-    sweep_id = _create(store_dir, path)
     agents = [_agent(store_dir, sweep_id, env=env) for _ in range(3)]
     assert all(a.wait(timeout=300) == 0 for a in agents)
     assert len(runstack.Api(store_dir).runs()) == 5
