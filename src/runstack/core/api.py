@@ -10,6 +10,7 @@ from typing import Any
 
 from runstack.core.history import assemble, metric_counts, to_arrow, to_long, to_pandas
 from runstack.core.store import Store
+from runstack.core.values import has_surrogates
 from runstack.errors import InvalidArgumentError
 
 _MISSING = object()
@@ -180,13 +181,15 @@ def _matches(run: RunView, path: str, condition: Any) -> bool:
 class Api:
     """Read access to a store: ``Api().runs(project="mnist", filters={"summary.acc": {"$gt": 0.9}})``."""
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, dir: str | os.PathLike[str] | None = None, read_only: bool = False) -> None:
         """Open the store at ``dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``) for queries.
+
+        Dead runs are marked crashed first, unless ``read_only`` (the dashboard: it never writes).
 
         Raises:
             StoreError: there is no store there (a reader never creates one).
         """
-        self.store = Store(dir, create=False)
+        self.store = Store(dir, read_only=True) if read_only else Store(dir, create=False)
         self.store.reconcile()
 
     @property
@@ -213,7 +216,7 @@ class Api:
             raise InvalidArgumentError("filters", filters, 'a dict such as {"config.lr": 0.1, "status": "finished"}')
         if not isinstance(order, str) or not order.lstrip("-+"):
             raise InvalidArgumentError("order", order, 'a field path such as "created_at" or "-summary.loss"')
-        if project is not None and (not isinstance(project, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in project)):
+        if project is not None and (not isinstance(project, str) or has_surrogates(project)):
             raise InvalidArgumentError("project", project, "a project name")
         for condition in (filters or {}).values():
             pattern = condition.get("$regex") if isinstance(condition, dict) else None

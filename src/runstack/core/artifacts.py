@@ -197,12 +197,12 @@ class Artifact:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists() or target.is_symlink():
                 target.unlink()
-            try:
-                if not link:
-                    raise OSError("copy asked for")
-                os.link(blobs.path(entry.sha256 or ""), target)
-            except OSError:
-                shutil.copyfile(blobs.path(entry.sha256 or ""), target)
+            source = blobs.path(entry.sha256 or "")
+            if link:
+                with contextlib.suppress(OSError):  # another filesystem: copy instead
+                    os.link(source, target)
+            if not target.exists():
+                shutil.copyfile(source, target)
                 os.chmod(target, 0o644)
         return target_root
 

@@ -23,6 +23,7 @@ from runstack.core.envinfo import process_started
 from runstack.core.logfile import history_locked
 from runstack.core.logread import LogContents, read_log
 from runstack.core.summary import compute_summary
+from runstack.core.values import has_surrogates, shown
 from runstack.errors import RunNotFoundError, RunstackError, StoreError
 
 STALE_HEARTBEAT_S = 15 * 60  # a run on another host that has not beaten for this long crashed
@@ -105,8 +106,8 @@ class Store:
         return [read_log(p) for p in paths]
 
     def get(self, run_id: str) -> dict[str, Any]:
-        if not isinstance(run_id, str) or any(0xD800 <= ord(c) <= 0xDFFF for c in run_id):
-            raise RunNotFoundError(str(run_id).encode("utf-8", "backslashreplace").decode(), str(self.root))
+        if not isinstance(run_id, str) or has_surrogates(run_id):
+            raise RunNotFoundError(shown(str(run_id)), str(self.root))
         row = self.catalog.get_run(run_id)
         if row is None:
             raise RunNotFoundError(run_id, str(self.root))

@@ -12,6 +12,19 @@ from typing import Any
 from runstack.errors import InvalidMetricError
 
 MAX_KEY_LENGTH = 256
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds lone surrogates (undecodable bytes kept by surrogateescape): UTF-8,
+    SQLite and Parquet cannot store it."""
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def shown(text: str) -> str:
+    """``text`` printable even when it holds lone surrogates."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 RESERVED_KEYS = frozenset({"_step", "_timestamp", "_rank"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -28,9 +41,9 @@ def check_key(key: Any) -> str:
         )
     if key in RESERVED_KEYS:
         raise InvalidMetricError(key, key, f"{key} is reserved for runstack: use another name, or step= for the step")
-    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in key):
+    if any(ord(ch) < 32 for ch in key) or has_surrogates(key):
         raise InvalidMetricError(
-            key.encode("utf-8", "backslashreplace").decode(),
+            shown(key),
             key,
             "metric names must be printable text (no control characters or lone surrogates)",
         )
@@ -156,7 +169,8 @@ def check_project(project: Any) -> str:
         or len(project) > 128
         or project in (".", "..")
         or any(ch in project for ch in "/\\")
-        or any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in project)
+        or any(ord(ch) < 32 for ch in project)
+        or has_surrogates(project)
     ):
         raise InvalidArgumentError(
             "project", project, "a name of at most 128 printable characters without '/' or '\\\\', not '.' or '..'"
@@ -170,7 +184,7 @@ def check_text(name: str, value: Any, limit: int = 100_000) -> str | None:
 
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-        shown = value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) else value
-        raise InvalidArgumentError(name, shown, f"text of at most {limit:,} characters (no lone surrogates)")
+    if not isinstance(value, str) or len(value) > limit or has_surrogates(value):
+        raise InvalidArgumentError(name, shown(value) if isinstance(value, str) else value,
+                                   f"text of at most {limit:,} characters (no lone surrogates)")  # fmt: skip
     return value

@@ -132,11 +132,12 @@ def _size(path: str) -> int:
 
 def _by_size(items: Sequence[Source], world_size: int) -> list[list[int]]:
     """Source indices per worker, largest first onto the least loaded (work split by size, not count)."""
+    sizes = [_size(item.path) for item in items]  # walked once: folders can be large
     loads, shares = [0] * world_size, [[] for _ in range(world_size)]  # type: list[int], list[list[int]]
-    for index in sorted(range(len(items)), key=lambda i: (-_size(items[i].path), i)):
+    for index in sorted(range(len(items)), key=lambda i: (-sizes[i], i)):
         target = min(range(world_size), key=lambda r: (loads[r], r))
         shares[target].append(index)
-        loads[target] += _size(items[index].path)
+        loads[target] += sizes[index]
     return [sorted(share) for share in shares]
 
 

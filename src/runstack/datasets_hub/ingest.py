@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
+from runstack.core.values import has_surrogates
 from runstack.datasets_hub.pipeline import StepStats
 from runstack.datasets_hub.record import SourceFile
 from runstack.errors import InvalidArgumentError
@@ -89,12 +90,8 @@ class Ingest:
     def _admit(self, path: str, data: bytes, repo: str, commit: str | None, priority: float) -> SourceFile | None:
         self.stats.seen += 1
         reason = None
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
+        if has_surrogates(path):  # bytes no encoding decoded, kept by surrogateescape
             reason = "file name not UTF-8"
-        if reason is not None:
-            pass
         elif len(data) > self.max_file_bytes:
             reason = f"over {self.max_file_bytes} bytes"
         elif b"\x00" in data:

@@ -124,12 +124,6 @@ def normalise_uncached(text: str) -> list[str]:
     return sorted({str(symbol.key) for symbol in licensing.license_symbols(parsed)})
 
 
-def match_text(text: str) -> tuple[str, str, float] | None:
-    """(SPDX id, matched phrase, score) of the first licence in a text, or None."""
-    found = match_all(text)
-    return (found[0][0], found[0][1], 1.0) if found else None
-
-
 def match_all(text: str) -> list[tuple[str, str, int]]:
     """Every licence text in ``text`` as (SPDX id, matched phrase, position), in order."""
     folded = " ".join(text.lower().split())
@@ -202,12 +196,6 @@ def permissive_expression(expression: str, permissive: Iterable[str]) -> bool | 
         return key in allowed or any(alias in allowed for alias in normalise(key))
 
     return walk(parsed) if parsed is not None else None
-
-
-def from_metadata(path: str, content: str) -> list[str]:
-    """Licences declared by package metadata (package.json, pyproject.toml, setup.cfg, Cargo.toml,
-    an installed distribution's METADATA/PKG-INFO)."""
-    return normalise(declared_expression(path, content) or "")
 
 
 def declared_expression(path: str, content: str) -> str | None:
@@ -299,17 +287,14 @@ class LicenseIndex:
             folder = posixpath.dirname(folder)
 
 
-def classify(evidence: Iterable[dict[str, Any]] | Iterable[str], permissive: Iterable[str]) -> str:
+def classify(evidence: list[dict[str, Any]], permissive: Iterable[str]) -> str:
     """no_license, permissive (every piece of evidence allows permissive use) or non_permissive."""
-    allowed = tuple(permissive)
-    items = list(evidence)
-    if not items:
+    if not evidence:
         return "no_license"
-    for item in items:
-        expression = item["expression"] if isinstance(item, dict) else str(item)
-        if not permissive_expression(expression, allowed):
-            return "non_permissive"
-    return "permissive"
+    allowed = tuple(permissive)
+    if all(permissive_expression(item["expression"], allowed) for item in evidence):
+        return "permissive"
+    return "non_permissive"
 
 
 class LicenseStep(PipelineStep):

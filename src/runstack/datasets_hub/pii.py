@@ -29,10 +29,6 @@ from runstack.errors import InvalidArgumentError
 
 MODES = ("strict", "balanced", "off")
 _CONTEXT = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|bearer")
-_DOTTED_QUAD = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
-_IPV6_ISH = re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:")
-_CARD_ISH = re.compile(r"\d{4}[ -]?\d{4}")
-_PREFILTER = {"ipv4": _DOTTED_QUAD, "ipv6": _IPV6_ISH, "credit_card": _CARD_ISH}
 
 
 def find_spans(
@@ -53,8 +49,7 @@ def find_spans(
             haystack = lowered if detector.lower else text
             if not any(n in haystack for n in detector.needs):  # type: ignore[operator]
                 continue
-        prefilter = _PREFILTER.get(detector.kind)
-        if prefilter is not None and not prefilter.search(text):
+        if detector.prefilter is not None and not detector.prefilter.search(text):
             continue
         for match in detector.pattern.finditer(text):
             group = "s" if "s" in detector.pattern.groupindex and match.group("s") is not None else 0

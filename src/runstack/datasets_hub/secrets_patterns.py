@@ -24,6 +24,7 @@ class Detector:
     strict_only: bool = False
     needs: tuple[str, ...] = ()  # the pattern can only match a text holding one of these (lowercased when ``lower``)
     lower: bool = False
+    prefilter: re.Pattern[str] | None = None  # a cheap pattern every match also matches
 
 
 PLACEHOLDERS = re.compile(
@@ -172,10 +173,12 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("env_secret", "PASSWORD", re.compile(r"(?m)^\s*(?:export\s+)?[A-Z0-9_]*(?:PASS|PASSWORD|PWD|SECRET|TOKEN|API_KEY|APIKEY)[A-Z0-9_]*=(?P<s>[^\s'\"#]{6,128})\s*$"),
              _secret_value, needs=('PASS', 'SECRET', 'TOKEN', 'API_KEY', 'APIKEY', 'PWD')),
     Detector("email", "EMAIL", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"), _email, needs=('@',)),
-    Detector("ipv4", "IP_ADDRESS", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d])"), _public_ipv4),
-    Detector("ipv6", "IP_ADDRESS", re.compile(r"(?<![\w:.])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])"), _public_ipv6),
+    Detector("ipv4", "IP_ADDRESS", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d])"), _public_ipv4,
+             prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")),
+    Detector("ipv6", "IP_ADDRESS", re.compile(r"(?<![\w:.])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])"), _public_ipv6,
+             prefilter=re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:")),
     Detector("credit_card", "CREDIT_CARD", re.compile(r"(?<![\d-])(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d{2})|35\d{2})(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?(?![\d-])"),
-             _luhn),
+             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}")),
     Detector("phone", "PHONE", re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b[^\n\d+]{0,12}(?P<s>\+?\d[\d ().-]{7,18}\d)"), needs=('phone', 'tel', 'mobile', 'cell', 'fax', 'whatsapp'), lower=True),
     Detector("high_entropy_string", "KEY", re.compile(_Q + r"(?P<s>[A-Za-z0-9+/=_-]{24,256})(?P=q)"), _high_entropy, strict_only=True),
 )  # fmt: skip

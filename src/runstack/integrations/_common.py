@@ -131,8 +131,6 @@ class OwnedRun:
         resume = kwargs.pop("resume", "never")
         if self.run_id is not None and (self.opened or self.copied or not self.explicit_id or not self.owned):
             resume = "allow"  # our own run again, or the one a pickled original chose
-        if self.copied and self.owned and "group" not in kwargs and self.run_id is None:
-            kwargs["group"] = self.family
         self.run = runstack.init(**kwargs, id=self.run_id, resume=resume, rank_hint=rank_hint)
         self.run_id = self.run.id
         self.opened += 1

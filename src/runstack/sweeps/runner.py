@@ -133,8 +133,6 @@ def _subprocess(sweep: Sweep, claimed: Claimed) -> None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
         raise
-    finally:
-        sweep.store.reconcile()  # a trial process that died without finish() leaves a crashed run
 
 
 def _die_with_parent() -> None:

@@ -158,7 +158,8 @@ class Sweep:
             return Claimed(trial.number, self.config.config_of(trial.params), run_id, name)
 
     def finish_trial(self, claimed: Claimed) -> str:
-        """Record the trial's outcome from its run (status, and the metric's summary value)."""
+        """Record the trial's outcome from its run (status, and the metric's summary value); reading
+        the run through ``Api`` first marks it crashed if its process died without finish()."""
         return self._settle(claimed.number, claimed.run_id)
 
     def _settle(self, number: int, run_id: str, dead_agent: bool = False) -> str:

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from runstack.core.api import Api
+from runstack.core.history import metric_counts
 from runstack.core.store import Store
 from runstack.errors import RunstackError
 from runstack.ui import data
@@ -41,9 +42,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         return Store(root, read_only=True)
 
     def api() -> Api:
-        reader = Api.__new__(Api)
-        reader.store = store()
-        return reader
+        return Api(root, read_only=True)
 
     async def page(request: Request) -> Response:
         name = request.scope["route"].name
@@ -79,7 +78,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         facts = _row(reader.store, view)
         facts.update(host=view.host, pid=view.pid, git_commit=view.git_commit, git_dirty=view.git_dirty,
                      python=view.python, packages=data.jsonable(view.packages), notes=view.notes, error=view.error,
-                     job_type=view.job_type, metrics=data.metric_names(logs),
+                     job_type=view.job_type, metrics=metric_counts(logs),
                      define=data.jsonable(view._row.get("metrics") or {}), system=data.system_names(reader.store, view.id),
                      skipped_bytes=sum(lg.skipped_bytes for lg in logs))  # fmt: skip
         return JSONResponse(facts)

@@ -107,10 +107,6 @@ def _floats(values: Any) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
-def metric_names(logs: list[LogContents]) -> dict[str, int]:
-    return metric_counts(logs)
-
-
 def system_names(store: Store, run_id: str) -> list[str]:
     return sorted(metric_counts(logs_of(store, run_id, SYSTEM_PATTERN)))
 
