@@ -125,9 +125,8 @@ def main() -> None:
     for name, run in candidates.items():
         start = time.process_time()
         changed = total = 0
-        damage_files = files if name != "detect-secrets" else files[: max(1, len(files) // 10)]  # it is slow
         scanned = 0
-        for _, text in damage_files:
+        for _, text in files:  # every file, for every candidate
             out = run(text)
             scanned += len(text.encode())
             before, after = text.split("\n"), out.split("\n")
