@@ -20,6 +20,7 @@ FRAMEWORK_EXTRAS = (
     "gpu",
     "sweeps",
     "ui",
+    "server",
     "scancode",
 )
 ENV = {"HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -77,6 +78,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/sweep_overhead.py", env=ENV)
     session.run("python", "bench/ui_history.py", env=ENV)
     session.run("python", "bench/system_metrics.py", env=ENV)
+
+
+@nox.session(name="bench-server")
+def bench_server(session: nox.Session) -> None:
+    """The team server under load (needs PostgreSQL: Debian's postgresql package)."""
+    _install(session, "server,dev")
+    session.run("python", "bench/server_load.py", env=ENV)
 
 
 @nox.session(name="bench-hub")

@@ -7,7 +7,8 @@ import json
 from .conftest import run_python
 
 HEAVY = ["torch", "transformers", "lightning", "pytorch_lightning", "keras", "xgboost", "lightgbm", "accelerate",
-         "datasets", "numpy", "pandas", "pyarrow", "psutil", "rich", "click", "optuna", "yaml"]  # fmt: skip
+         "datasets", "numpy", "pandas", "pyarrow", "psutil", "rich", "click", "optuna", "yaml", "psycopg", "starlette",
+         "http.client"]  # fmt: skip
 
 
 def test_import_pulls_in_no_framework():

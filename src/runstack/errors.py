@@ -14,6 +14,8 @@ Each message names the bad value and says what to do about it.
     ├── ArtifactError             a bad artifact name, path or operation
     │   └── ArtifactCorruptError  a stored file no longer matches its checksum
     ├── SweepConfigError          a sweep config field that is missing or invalid
+    ├── ServerError               the team server refused a request or cannot be reached
+    │   └── AuthError             a missing, revoked or too weak API key (401/403)
     ├── StoreError                the store folder cannot be read or written
     │   └── StoreFormatError      the store was written by a newer format
     └── MissingDependencyError    an optional package is not installed
@@ -137,6 +139,18 @@ class SweepConfigError(RunstackError, ValueError):
         super().__init__(f"sweep config {field} = {shown[:80]} is not valid: {fix}")
 
 
+class ServerError(RunstackError, ConnectionError):
+    """The team server refused a request, or cannot be reached."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url, self.status = url, status
+        super().__init__(f"server {url}: {reason}")
+
+
+class AuthError(ServerError):
+    """No API key, a revoked one, or one whose role does not allow the request."""
+
+
 class MissingDependencyError(RunstackError, ImportError):
     """An optional package needed by this feature is not installed."""
 
@@ -147,6 +161,7 @@ class MissingDependencyError(RunstackError, ImportError):
 
 __all__ = [
     "ArtifactCorruptError",
+    "AuthError",
     "ArtifactError",
     "ConfigError",
     "InvalidArgumentError",
@@ -156,6 +171,7 @@ __all__ = [
     "RunNotFoundError",
     "RunStateError",
     "RunstackError",
+    "ServerError",
     "StepOrderError",
     "StoreError",
     "StoreFormatError",

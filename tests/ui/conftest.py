@@ -3,7 +3,6 @@ driven by Playwright; the store is made by logging real runs."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
@@ -12,9 +11,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page  # noqa: F401 - the dashboard tests import them here
 
 
 class Server:
@@ -50,39 +47,3 @@ def serve():
     yield start
     for server in servers:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is not installed: apt-get install chromium (.ci/run does)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium, tmp_path):
-    context = chromium.new_context(viewport={"width": 1300, "height": 900})
-    page = context.new_page()
-    page.console_errors = []
-    page.dialogs = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
-
-    def on_dialog(dialog):
-        page.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    yield page
-    context.close()
-
-
-def open_page(page, url):
-    page.goto(url)
-    page.wait_for_function("document.body.dataset.ready !== undefined", timeout=30_000)
-    assert page.evaluate("document.body.dataset.ready") == "1", page.content()[-2000:]
-    return page

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from runstack.cli.artifacts import register as register_artifacts
 from runstack.cli.data import register as register_data
+from runstack.cli.server import register as register_server
 from runstack.cli.sweeps import register as register_sweeps
 from runstack.core.api import Api, RunView
 from runstack.core.store import Store
@@ -283,6 +284,7 @@ def demo_command(store_dir: str | None, steps: int) -> None:
 register_artifacts(main, dir_option, console)
 register_data(main, console)
 register_sweeps(main, dir_option, console)
+register_server(main, dir_option, console)
 
 if __name__ == "__main__":
     main()

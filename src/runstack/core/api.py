@@ -181,16 +181,33 @@ def _matches(run: RunView, path: str, condition: Any) -> bool:
 class Api:
     """Read access to a store: ``Api().runs(project="mnist", filters={"summary.acc": {"$gt": 0.9}})``."""
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None, read_only: bool = False) -> None:
-        """Open the store at ``dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``) for queries.
+    def __init__(self, dir: str | os.PathLike[str] | None = None, read_only: bool = False,
+                 base_url: str | None = None, api_key: str | None = None) -> None:  # fmt: skip
+        """Open the store at ``dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``) for queries, or
+        the team server at ``base_url`` (``runstack server``) with ``api_key`` (default
+        ``$RUNSTACK_API_KEY``): the same calls read the same answers from either.
 
         Dead runs are marked crashed first, unless ``read_only`` (the dashboard: it never writes).
 
         Raises:
             StoreError: there is no store there (a reader never creates one).
+            AuthError: the server refused the key.
         """
+        if base_url is not None:
+            from runstack.core.client import Client
+            from runstack.core.remote import RemoteStore
+
+            self.store: Any = RemoteStore(Client(base_url, api_key or os.environ.get("RUNSTACK_API_KEY") or None))
+            return
         self.store = Store(dir, read_only=True) if read_only else Store(dir, create=False)
         self.store.reconcile()
+
+    @classmethod
+    def over(cls, store: Any) -> Api:
+        """An Api over an open store, or anything that reads like one (the team server's)."""
+        api = cls.__new__(cls)
+        api.store = store
+        return api
 
     @property
     def problems(self) -> dict[str, str]:
@@ -225,7 +242,7 @@ class Api:
                     re.compile(pattern)
                 except (re.error, TypeError) as exc:
                     raise InvalidArgumentError("$regex", pattern, f"a valid regular expression ({exc})") from None
-        rows = self.store.catalog.runs("WHERE project = ?", (project,)) if project else self.store.catalog.runs()
+        rows = self.store.rows(project)
         views = [RunView(self.store, r) for r in rows]
         for path, condition in (filters or {}).items():
             views = [v for v in views if _matches(v, path, condition)]
@@ -240,4 +257,4 @@ class Api:
         return present + absent
 
     def projects(self) -> list[str]:
-        return sorted({r["project"] for r in self.store.catalog.runs()})
+        return sorted({r["project"] for r in self.store.rows()})

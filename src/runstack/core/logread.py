@@ -112,8 +112,9 @@ def _record_ok(data: bytes | memoryview, pos: int) -> bool:
     return zlib.crc32(data[start : start + length]) == crc
 
 
-def read_log(path: Path) -> LogContents:
-    """Parse and verify one history file; never raises on a torn or corrupt tail.
+def read_log(path: Path, data: bytes | None = None) -> LogContents:
+    """Parse and verify one history file (or its bytes, ``data``, named ``path``); never raises
+    on a torn or corrupt tail.
 
     Where a record is damaged (a flipped bit, a bad sector), reading goes on at the start of
     the next seal whose range verifies: everything that seal vouches for is returned, and
@@ -121,7 +122,8 @@ def read_log(path: Path) -> LogContents:
     """
     import numpy as np
 
-    data = path.read_bytes()
+    if data is None:
+        data = path.read_bytes()
     if len(data) < FILE_HEADER.size:
         return LogContents(path, rank=0, torn_bytes=len(data))
     magic, version, rank, _ = FILE_HEADER.unpack_from(data, 0)

@@ -8,6 +8,7 @@ the step is durable against ``kill -9`` the moment ``log()`` returns.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -86,6 +87,18 @@ class Run:
 
             self._system = SystemSampler(store.run_dir(self.id), log_rank, system_interval)
             self._system.start()
+        self._uploader: Any = None
+
+    def upload_to(self, client: Any) -> None:
+        """Ship this run to the team server in the background (``init(server=...)``)."""
+        from runstack.core.uploader import RunShipper, Uploader
+
+        writers = {self._writer.path.name: self._writer}
+        if self._system is not None:
+            writers[self._system.writer.path.name] = self._system.writer
+        sources = {name: functools.partial(getattr, w, "off") for name, w in writers.items()}
+        self._uploader = Uploader(RunShipper(client, self._store, self.id, sources, ship_row=self._is_owner))
+        self._uploader.start()
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -342,9 +355,21 @@ class Run:
 
             write_run_file(self._store.run_dir(self.id), {**self._row, **fields, "metrics": self._metrics})
         self._closed = "finished"
+        if self._uploader is not None:  # the local run is complete: now the server, for a bounded time
+            self._finish_upload()
         from runstack.core import session
 
         session.forget(self)
+
+    def _finish_upload(self) -> None:
+        uploader, self._uploader = self._uploader, None
+        if not uploader.close():
+            import warnings
+
+            why = uploader.error or "the server did not answer in time"
+            warnings.warn(f"run {self.id}: not everything reached {uploader.shipper.client.base_url} ({why}); it is "
+                          f"safe in the local store: `runstack sync {self.id}` sends the rest", RuntimeWarning,
+                          stacklevel=3)  # fmt: skip
 
     def begin_activity(self, what: str, on_close: Callable[[], bool] | None = None) -> None:
         """An integration's training started: until ``end_activity``, finishing the run means

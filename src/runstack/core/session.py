@@ -49,7 +49,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          notes: str | None = None, group: str | None = None, job_type: str | None = None, dir: str | None = None,
          id: str | None = None, resume: str = "never", mode: str | None = None, log_ranks: str = "zero",
          strict_steps: bool = False, rank_hint: tuple[int, int] | None = None, system_metrics: bool = True,
-         system_interval: float = 10.0, reinit: str = "create_new") -> AnyRun:  # fmt: skip
+         system_interval: float = 10.0, reinit: str = "create_new", server: str | None = None,
+         api_key: str | None = None) -> AnyRun:  # fmt: skip
     """Start (or resume) a run and make it the current one.
 
     Args:
@@ -70,6 +71,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         reinit: "create_new" (default: runs already open in this process stay open, and the
             new one becomes current for ``runstack.log``) or "finish_previous" (finish them first).
             ``id=`` of a run still open in this process returns that run (with ``resume``).
+        server, api_key: also ship the run to a team server (``runstack server``); default
+            ``$RUNSTACK_BASE_URL`` and ``$RUNSTACK_API_KEY``. The local store stays the durable
+            copy: a background thread uploads it, retrying while the server is away, and
+            ``finish()`` waits for it at most ``$RUNSTACK_SYNC_TIMEOUT`` seconds (default 30);
+            ``runstack sync`` sends whatever is left.
 
     Returns:
         A ``Run``, or a ``NoOpRun`` on ranks that do not log and in disabled mode.
@@ -106,6 +112,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if system_metrics and not (isinstance(system_interval, (int, float)) and system_interval > 0):
         raise InvalidArgumentError("system_interval", system_interval, "a positive number of seconds")
     sampling = float(system_interval) if system_metrics else None
+    remote = _server_client(server, api_key) if mode == "local" else None
     info = ranks.detect(hint=rank_hint)
     if mode == "disabled" or (log_ranks == "zero" and not info.is_main):
         run_id = id or ranks.job_run_id() or "disabled"
@@ -120,7 +127,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         log_path = store.log_path(run_id, info.rank)
         previous = read_log(log_path) if log_path.exists() else None
         rank_row = {"id": run_id, "name": name or run_id, "project": project, "config": config_data}
-        return _activate(Run(store, rank_row, info, info.rank, previous, strict_steps, sampling))
+        return _activate(_uploading(Run(store, rank_row, info, info.rank, previous, strict_steps, sampling), remote))
     open_here = _open_in_process(store, run_id)
     if open_here is not None:
         if resume == "never":
@@ -165,7 +172,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     try:
         log_path = store.log_path(run_id, 0)
         previous = read_log(log_path) if restore is not None and log_path.exists() else None
-        run = Run(store, row, info, 0, previous, strict_steps, sampling)
+        run = _uploading(Run(store, row, info, 0, previous, strict_steps, sampling), remote)
         if trial is not None:
             from runstack.sweeps.trial import attach
 
@@ -175,6 +182,19 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         if restore is not None:  # the claim failed half-way: give the run back as it was
             store.catalog.update_run(run_id, **restore)
         raise
+
+
+def _server_client(server: str | None, api_key: str | None) -> Any:
+    from runstack.core.client import Client, server_from_env
+
+    found = server_from_env(server, api_key)
+    return None if found is None else Client(*found)
+
+
+def _uploading(run: Run, client: Any) -> Run:
+    if client is not None:
+        run.upload_to(client)
+    return run
 
 
 def _sweep_trial() -> dict[str, Any] | None:

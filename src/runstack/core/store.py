@@ -8,10 +8,12 @@ The root is ``dir=`` when given, else ``$RUNSTACK_DIR``, else ``./runstack``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from runstack.core.envinfo import process_started
 from runstack.core.logfile import history_locked
 from runstack.core.logread import LogContents, read_log
 from runstack.core.summary import compute_summary
-from runstack.core.values import has_surrogates, shown
+from runstack.core.values import has_surrogates, is_blob_name, shown
 from runstack.errors import RunNotFoundError, RunstackError, StoreError
 
 STALE_HEARTBEAT_S = 15 * 60  # a run on another host that has not beaten for this long crashed
@@ -36,6 +38,11 @@ def resolve_root(root: str | os.PathLike[str] | None) -> Path:
     if root is not None:
         return Path(root).expanduser()
     return Path(os.environ.get("RUNSTACK_DIR") or "runstack").expanduser()
+
+
+def beating(row: dict[str, Any], now: float) -> bool:
+    """A running run seen from elsewhere (the team server) lives while it beats."""
+    return now - (row.get("heartbeat_at") or row["created_at"]) < STALE_HEARTBEAT_S
 
 
 @dataclass
@@ -102,8 +109,34 @@ class Store:
 
     def read_logs(self, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
         """Every rank's history (or, with ``SYSTEM_PATTERN``, system metrics) of one run."""
-        paths = sorted(self.run_dir(run_id).glob(pattern))
-        return [read_log(p) for p in paths]
+        return [load() for _, load in self.log_files(run_id, pattern)]
+
+    def log_files(self, run_id: str, pattern: str = LOG_PATTERN) -> list[tuple[Any, Callable[[], LogContents]]]:
+        """(version, loader) per history file: the version changes whenever the file does."""
+        out: list[tuple[Any, Callable[[], LogContents]]] = []
+        for path in sorted(self.run_dir(run_id).glob(pattern)):
+            stat = path.stat()
+            out.append(((str(path), stat.st_mtime, stat.st_size), functools.partial(read_log, path)))
+        return out
+
+    def rows(self, project: str | None = None) -> list[dict[str, Any]]:
+        """Catalogue rows, of one project or all."""
+        return self.catalog.runs("WHERE project = ?", (project,)) if project else self.catalog.runs()
+
+    def media_file(self, digest: str) -> str | None:
+        """The media file of a SHA-256 name, only if it is one (no other path is ever served)."""
+        if not is_blob_name(digest):
+            return None
+        path = self.media.path(digest)
+        return str(path) if os.path.isfile(path) else None
+
+    def run_artifacts(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The artifact versions a run logged and used."""
+        from runstack.core.artifacts import ArtifactRegistry
+
+        versions = ArtifactRegistry(self).versions()
+        return {"logged": [v for v in versions if v["produced_by"] == run_id],
+                "used": [v for v in versions if run_id in v["used_by"]]}  # fmt: skip
 
     def get(self, run_id: str) -> dict[str, Any]:
         if not isinstance(run_id, str) or has_surrogates(run_id):
@@ -153,7 +186,7 @@ class Store:
         if row["host"] == host and row["pid"] is not None:
             started = process_started(row["pid"])
             return started is not None and (row["pid_started"] is None or abs(started - row["pid_started"]) < 1.0)
-        return now - (row["heartbeat_at"] or row["created_at"]) < STALE_HEARTBEAT_S
+        return beating(row, now)
 
     def _owned_folder(self, run_id: str) -> Path | None:
         """The run's folder if it lies directly in ``runs/`` (ids written by older versions, or by

@@ -188,3 +188,8 @@ def check_text(name: str, value: Any, limit: int = 100_000) -> str | None:
         raise InvalidArgumentError(name, shown(value) if isinstance(value, str) else value,
                                    f"text of at most {limit:,} characters (no lone surrogates)")  # fmt: skip
     return value
+
+
+def is_blob_name(name: str) -> bool:
+    """A SHA-256 content address: 64 lowercase hex digits (never a path)."""
+    return isinstance(name, str) and len(name) == 64 and all(c in "0123456789abcdef" for c in name)

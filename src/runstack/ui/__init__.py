@@ -12,8 +12,9 @@ from typing import Any
 
 
 def serve(store_dir: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 8765,
-          open_browser: bool = False, ready: Any = None) -> None:  # fmt: skip
-    """Serve the dashboard until interrupted (Ctrl-C stops it cleanly).
+          open_browser: bool = False, ready: Any = None, app: Any = None) -> None:  # fmt: skip
+    """Serve the dashboard (or another ``app``: the team server's) until interrupted (Ctrl-C stops
+    it cleanly).
 
     ``ready`` (optional) is called with the URL once the server listens.
     """
@@ -21,7 +22,8 @@ def serve(store_dir: str | os.PathLike[str] | None = None, host: str = "127.0.0.
 
     from runstack.ui.app import create_app
 
-    config = uvicorn.Config(create_app(store_dir), host=host, port=port, log_level="warning", lifespan="off")
+    app = app if app is not None else create_app(store_dir)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
 
     original_startup = server.startup

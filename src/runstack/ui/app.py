@@ -10,20 +10,22 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from runstack.core.api import Api
 from runstack.core.history import metric_counts
 from runstack.core.store import Store
-from runstack.errors import RunstackError
+from runstack.errors import AuthError, RunstackError
 from runstack.ui import data
 from runstack.ui.openapi import SPEC
 
@@ -31,30 +33,37 @@ HERE = Path(__file__).parent
 MEDIA_TYPES = {"image": "image/png", "audio": "audio/wav", "table": "application/json", "html": "text/html"}
 
 
-def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
-    """The dashboard over the store at ``store_dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``)."""
+def create_app(store_dir: str | os.PathLike[str] | None = None, *, opener: Callable[[Request], Any] | None = None,
+               label: str | None = None, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:  # fmt: skip
+    """The dashboard over the store at ``store_dir`` (default ``$RUNSTACK_DIR`` or ``./runstack``).
+
+    The team server passes ``opener`` (the request's view of its database: only the projects its
+    key may read), a ``label`` shown instead of the folder, and its own routes.
+    """
     from runstack.core.store import resolve_root
 
-    root = resolve_root(store_dir).absolute()
+    root = str(resolve_root(store_dir).absolute()) if opener is None else label or "server"
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
-    def store() -> Store:
-        return Store(root, read_only=True)
+    def store(request: Request) -> Any:
+        return opener(request) if opener is not None else Store(root, read_only=True)
 
-    def api() -> Api:
-        return Api(root, read_only=True)
+    def api(request: Request) -> Api:
+        return Api.over(store(request))
 
     async def page(request: Request) -> Response:
         name = request.scope["route"].name
         try:
-            store()
+            store(request)
+        except AuthError:
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
         except RunstackError as exc:
-            return templates.TemplateResponse(request, "missing.html", {"error": str(exc), "root": str(root)},
+            return templates.TemplateResponse(request, "missing.html", {"error": str(exc), "root": root},
                                               status_code=404)  # fmt: skip
-        return templates.TemplateResponse(request, f"{name}.html", {"root": str(root), **request.path_params})
+        return templates.TemplateResponse(request, f"{name}.html", {"root": root, **request.path_params})
 
     async def projects(request: Request) -> Response:
-        views = api().runs()
+        views = api(request).runs()
         out: dict[str, dict[str, Any]] = {}
         for view in views:
             entry = out.setdefault(view.project, {"name": view.project, "runs": 0, "last": 0.0})
@@ -65,14 +74,14 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
     async def runs(request: Request) -> Response:
         params = request.query_params
         filters = json.loads(params["filters"]) if params.get("filters") else None
-        reader = api()
+        reader = api(request)
         views = reader.runs(
             project=params.get("project") or None, filters=filters, order=params.get("order") or "-created_at"
         )
         return JSONResponse([_row(reader.store, v) for v in views])
 
     async def run(request: Request) -> Response:
-        reader = api()
+        reader = api(request)
         view = reader.run(request.path_params["run_id"])
         logs = data.logs_of(reader.store, view.id)
         facts = _row(reader.store, view)
@@ -84,7 +93,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         return JSONResponse(facts)
 
     async def history(request: Request) -> Response:
-        reader, params = api(), request.query_params
+        reader, params = api(request), request.query_params
         view = reader.run(request.path_params["run_id"])
         key = params.get("key", "")
         pattern = "system.*.rsl" if params.get("system") else "history.*.rsl"
@@ -99,7 +108,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         return JSONResponse({**data.downsample(x, y, points, lo, hi), "next": int(len(y)), "key": key})
 
     async def media(request: Request) -> Response:
-        reader = api()
+        reader = api(request)
         view = reader.run(request.path_params["run_id"])
         key = request.query_params.get("key", "")
         items = []
@@ -110,7 +119,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         return JSONResponse(data.jsonable(items))
 
     async def media_file(request: Request) -> Response:
-        path = data.media_path(store(), request.path_params["digest"])
+        path = store(request).media_file(request.path_params["digest"])
         if path is None:
             return JSONResponse({"error": "no such media file"}, status_code=404)
         kind = request.query_params.get("kind", "")
@@ -120,32 +129,33 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
         return FileResponse(path, media_type=MEDIA_TYPES.get(kind, "application/octet-stream"), headers=headers)
 
     async def artifacts(request: Request) -> Response:
-        from runstack.core.artifacts import ArtifactRegistry
-
-        reader = api()
+        reader = api(request)
         run_id = reader.run(request.path_params["run_id"]).id
-        versions = ArtifactRegistry(reader.store).versions()
-        logged = [v for v in versions if v["produced_by"] == run_id]
-        used = [v for v in versions if run_id in v["used_by"]]
-        return JSONResponse(data.jsonable({"logged": logged, "used": used}))
+        return JSONResponse(data.jsonable(reader.store.run_artifacts(run_id)))
 
     async def sweeps(request: Request) -> Response:
         from runstack.ui.sweeps import sweep_list
 
-        return JSONResponse(sweep_list(store()))
+        found = store(request)  # sweeps live in a local store (their Optuna journal); the server has none
+        return JSONResponse(sweep_list(found) if isinstance(found, Store) else [])
 
     async def sweep(request: Request) -> Response:
         from runstack.ui.sweeps import sweep_detail
 
-        return JSONResponse(sweep_detail(store(), request.path_params["sweep_id"]))
+        found = store(request)
+        if not isinstance(found, Store):
+            return JSONResponse({"error": "sweeps are shown by the dashboard of their own store"}, status_code=404)
+        return JSONResponse(sweep_detail(found, request.path_params["sweep_id"]))
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(SPEC)
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        from runstack.errors import RunNotFoundError, StoreError
+        from runstack.errors import RunNotFoundError, ServerError, StoreError
 
         status = 404 if isinstance(exc, RunNotFoundError | StoreError) else 400
+        if isinstance(exc, ServerError):
+            status = exc.status or 503
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -155,6 +165,7 @@ def create_app(store_dir: str | os.PathLike[str] | None = None) -> Starlette:
                             status_code=404)  # fmt: skip
 
     routes = [
+        *extra_routes,
         Route("/", page, name="projects"),
         Route("/projects/{project}", page, name="runs"),
         Route("/runs/{run_id}", page, name="run"),

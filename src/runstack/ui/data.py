@@ -8,32 +8,30 @@ maximum (tsdownsample's MinMax), so a one-step spike anywhere in a million point
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from runstack.core.history import metric_counts
-from runstack.core.logread import LogContents, read_log
-from runstack.core.store import LOG_PATTERN, SYSTEM_PATTERN, Store
+from runstack.core.logread import LogContents
+from runstack.core.store import LOG_PATTERN, SYSTEM_PATTERN
 
 _CACHE_LIMIT = 16  # parsed history files kept in memory
-_cache: OrderedDict[tuple[str, float, int], LogContents] = OrderedDict()
+_cache: OrderedDict[Any, LogContents] = OrderedDict()
 _lock = threading.Lock()
 
 
-def logs_of(store: Store, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
-    """Every rank's parsed log, from the cache while the file is unchanged."""
+def logs_of(store: Any, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
+    """Every rank's parsed log, from the cache while the file is unchanged (a local store, or the
+    team server's)."""
     out = []
-    for path in sorted(store.run_dir(run_id).glob(pattern)):
-        stat = path.stat()
-        key = (str(path), stat.st_mtime, stat.st_size)
+    for key, load in store.log_files(run_id, pattern):
         with _lock:
             found = _cache.get(key)
             if found is not None:
                 _cache.move_to_end(key)
         if found is None:
-            found = read_log(path)
+            found = load()
             with _lock:
                 _cache[key] = found
                 while len(_cache) > _CACHE_LIMIT:
@@ -107,7 +105,7 @@ def _floats(values: Any) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
-def system_names(store: Store, run_id: str) -> list[str]:
+def system_names(store: Any, run_id: str) -> list[str]:
     return sorted(metric_counts(logs_of(store, run_id, SYSTEM_PATTERN)))
 
 
@@ -120,15 +118,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def is_blob_name(name: str) -> bool:
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
-
-
-def media_path(store: Store, digest: str) -> str | None:
-    """The media file of a SHA-256 name, only if it is one (no other path is ever served)."""
-    if not is_blob_name(digest):
-        return None
-    path = store.media.path(digest)
-    return str(path) if os.path.isfile(path) else None
