@@ -31,12 +31,14 @@ def free_port() -> int:
 class ServerProcess:
     """``runstack server`` in its own process, so that it can be killed with SIGKILL and restarted."""
 
-    def __init__(self, dsn: str, storage: Path, *extra: str, port: int | None = None) -> None:
+    def __init__(
+        self, dsn: str, storage: Path | str, *extra: str, port: int | None = None, logs: Path | None = None
+    ) -> None:
         self.dsn, self.storage, self.extra = dsn, storage, extra
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
-        self.log = storage.parent / f"server-{self.port}.log"
+        self.log = (logs or Path(storage).parent) / f"server-{self.port}.log"
 
     def start(self) -> ServerProcess:
         args = [sys.executable, "-m", "runstack.cli.main", "server", "--db", self.dsn, "--storage", str(self.storage),
@@ -100,8 +102,8 @@ def make_key(database):
 def server(database, tmp_path):
     started = []
 
-    def start(*extra: str, storage: Path | None = None, port: int | None = None) -> ServerProcess:
-        proc = ServerProcess(database, storage or tmp_path / "storage", *extra, port=port).start()
+    def start(*extra: str, storage: Path | str | None = None, port: int | None = None) -> ServerProcess:
+        proc = ServerProcess(database, storage or tmp_path / "storage", *extra, port=port, logs=tmp_path).start()
         started.append(proc)
         return proc
 

@@ -178,3 +178,18 @@ def test_sign_in_sets_a_cookie_that_reads_but_cannot_write(two_projects):
     assert call(srv.url + "/api/v1/runs/run-a/files/history.0.rsl?offset=0", "POST", cookie=cookie, body=b"x")[0] == 401
     bad = urllib.parse.urlencode({"key": "rsk_1_2", "next": "/"}).encode()
     assert call(srv.url + "/login", "POST", body=bad)[0] == 401
+
+
+def test_only_an_admin_deletes_a_run(two_projects, make_key):
+    srv, writer_a, _ = two_projects
+    admin_b = make_key({"beta": "admin"})
+    status, body = call(srv.url + "/api/v1/runs/run-a", "DELETE", key=writer_a)
+    assert status == 403 and b"may not delete runs of project 'alpha'" in body
+    assert call(srv.url + "/api/v1/runs/run-a", "DELETE", key=admin_b)[0] == 403  # admin of another project
+    admin_a = make_key({"alpha": "admin"})
+    assert call(srv.url + "/api/v1/runs/run-a", "DELETE", key=admin_a) == (200, b'{"deleted":"run-a"}')
+    assert call(srv.url + "/api/v1/runs/run-a", key=admin_a)[0] == 404
+    assert call(srv.url + "/api/v1/runs/run-a/files/history.0.rsl", key=admin_a)[0] == 404
+    with psycopg.connect(make_key.db.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM log_chunks WHERE run_id = 'run-a'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # run-b untouched

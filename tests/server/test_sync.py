@@ -175,3 +175,50 @@ def test_media_digests_and_record_boundaries():
     assert media_digests(data[: media_end - 5], FILE_HEADER.size) == set()  # a cut record is not read
     assert _whole_records(data, FILE_HEADER.size) == len(data)
     assert _whole_records(data[: media_end - 5], FILE_HEADER.size) < media_end
+
+
+def test_blobs_on_an_fsspec_url(server, make_key, client_env, tmp_path):
+    target = tmp_path / "bucket"
+    srv = server(storage=f"file://{target}")  # through fsspec, as s3:// or gs:// would be
+    key = make_key({"team": "write"})
+    run_job(client_env(srv.url, key), "team", "run-f", "20", "--image", "--artifact")
+    stored = sorted(p.name for p in target.rglob("*") if p.is_file())
+    assert len(stored) == 2 and all(len(name) == 64 for name in stored)  # the image and the weights
+    remote = runstack.Api(base_url=srv.url, api_key=key).run("run-f")
+    image = remote.history(keys=["sample"])["sample"].dropna().iloc[0]
+    assert image.to_numpy().shape == (24, 32, 3)
+    local = runstack.Api(tmp_path / "client").run("run-f").history(keys=["sample"])["sample"].dropna().iloc[0]
+    assert image == local
+
+
+def test_an_interrupted_sync_resumes_where_it_stopped(server, make_key, client_env, tmp_path):
+    srv = server()
+    key = make_key({"team": "write"})
+    store = tmp_path / "offline"
+    run = runstack.init(project="team", id="big", dir=str(store), system_metrics=False)  # logged with no server
+    steps = 400_000
+    row = {}
+    for step in range(steps):
+        for i in range(10):
+            row[f"m{i}"] = 10.0 * step + i
+        run.log(row, step=step)
+    run.finish()
+    size = (store / "runs" / "big" / "history.0.rsl").stat().st_size
+    assert size > 4 * (8 << 20)  # several requests' worth
+    proc = subprocess.Popen([sys.executable, "-m", "runstack.cli.main", "sync", "--dir", str(store)],
+                            env=client_env(srv.url, key, store))  # fmt: skip
+    api = runstack.Api(base_url=srv.url, api_key=key)
+    deadline, held = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None:
+        held = api.store._json("/api/v1/runs/big/files").get("history.0.rsl", 0) if api.runs() else 0
+        if held > 0:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < held < size  # killed part-way
+    held = api.store._json("/api/v1/runs/big/files")["history.0.rsl"]
+    sent = sync_runs(Store(store, create=False), Client(srv.url, key))["big"]
+    assert sent.bytes == size - held  # only the rest went up
+    assert api.store._json("/api/v1/runs/big/files") == {"history.0.rsl": size}
+    assert_exactly_once(api.run("big"), steps)

@@ -21,9 +21,9 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from runstack.core import values
-from runstack.core.blobs import BlobStore
 from runstack.core.logfile import MAGIC
 from runstack.errors import AuthError, InvalidArgumentError, RunNotFoundError, RunstackError, ServerError
+from runstack.server.blobs import open_blobs
 from runstack.server.db import ROLES, ServerDB
 from runstack.server.store import ServerStore
 from runstack.ui.app import create_app
@@ -68,7 +68,7 @@ async def _body(request: Request, limit: int) -> bytes:
 def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = False, max_body: int = MAX_BODY,
                       label: str = "runstack server") -> Starlette:  # fmt: skip
     """The server over ``db`` with blobs in ``storage``; ``open_reads`` lets keyless requests read."""
-    blobs = BlobStore(Path(storage) / "blobs")
+    blobs = open_blobs(storage)
 
     def grants(request: Request, header_only: bool = False) -> dict[str, str] | None:
         auth = request.headers.get("authorization", "")
@@ -86,8 +86,8 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
         readable = None if found is None or "*" in found else set(found)
         return ServerStore(db, blobs, readable, label)
 
-    def writer(request: Request, run_id: str, create: bool = False) -> str:
-        """The run's project, when the key may write it (404 when the run is unknown)."""
+    def writer(request: Request, run_id: str, create: bool = False, role: str = "write") -> str:
+        """The run's project, when the key holds ``role`` on it (404 when the run is unknown)."""
         found = grants(request, header_only=True)
         assert found is not None
         values.check_run_id(run_id)
@@ -96,8 +96,9 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
             if create:
                 return ""
             raise RunNotFoundError(run_id, label)
-        if not _allows(found, project, "write"):
-            raise AuthError("", f"this key may not write project {project!r}", 403)
+        if not _allows(found, project, role):
+            verb = "write" if role == "write" else "delete runs of"
+            raise AuthError("", f"this key may not {verb} project {project!r}", 403)
         return project
 
     async def put_run(request: Request) -> Response:
@@ -119,6 +120,16 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
             return db.put_run(row)
 
         return _json({"changed": await run_in_threadpool(put)})
+
+    async def delete_run(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+
+        def delete() -> None:
+            writer(request, run_id, role="admin")
+            db.delete_run(run_id)
+
+        await run_in_threadpool(delete)
+        return _json({"deleted": run_id})
 
     async def sync_state(request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -224,10 +235,12 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
         return _json(await run_in_threadpool(lambda: reader(request).run_artifacts(request.path_params["run_id"])))
 
     async def blob(request: Request) -> Response:
-        path = await run_in_threadpool(lambda: reader(request).media_file(request.path_params["digest"]))
-        if path is None:
+        found = await run_in_threadpool(lambda: reader(request).media_file(request.path_params["digest"]))
+        if found is None:
             return _json({"error": "no such blob"}, 404)
-        return FileResponse(path, media_type="application/octet-stream")
+        if isinstance(found, bytes):
+            return Response(found, media_type="application/octet-stream")
+        return FileResponse(found, media_type="application/octet-stream")
 
     async def whoami(request: Request) -> Response:
         return _json({"grants": await run_in_threadpool(grants, request)})
@@ -255,6 +268,7 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
         Route("/api/v1/runs", rows),
         Route(v1, row, methods=["GET"]),
         Route(v1, put_run, methods=["PUT"]),
+        Route(v1, delete_run, methods=["DELETE"]),
         Route(v1 + "/sync", sync_state),
         Route(v1 + "/files", files),
         Route(v1 + "/files/{name}", file, methods=["GET"]),

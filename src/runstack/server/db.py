@@ -124,6 +124,12 @@ class ServerDB:
             )
         return True
 
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run with its history, blob references and artifact records (blob files stay:
+        other runs may reference them)."""
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM runs WHERE id = %s", (run_id,))
+
     def project_of(self, run_id: str) -> str | None:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT project FROM runs WHERE id = %s", (run_id,)).fetchone()

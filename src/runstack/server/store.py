@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ class ServerStore:
 
     read_only = True
 
-    def __init__(self, db: ServerDB, blobs: BlobStore, readable: set[str] | None, label: str) -> None:
+    def __init__(self, db: ServerDB, blobs: Any, readable: set[str] | None, label: str) -> None:
         self.db, self.media, self.readable, self.root = db, blobs, readable, label
         self.problems: dict[str, str] = {}
 
@@ -68,12 +69,21 @@ class ServerStore:
     def decode_media(self, ref: dict[str, Any]) -> Any:
         from runstack.core.media import decode
 
-        return decode(ref, self.media)
+        media = self.media
+        digest = ref.get("sha256")
+        if not isinstance(media, BlobStore) and isinstance(digest, str) and is_blob_name(digest):
+            media = BlobStore(Path(tempfile.gettempdir()) / f"runstack-server-cache-{os.getuid()}")
+            if not media.exists(digest):
+                media.put_bytes(self.media.read(digest))
+        return decode(ref, media)
 
-    def media_file(self, digest: str) -> str | None:
-        """A blob's file, if a run the key may read references it."""
+    def media_file(self, digest: str) -> str | bytes | None:
+        """A blob (its local path, or its bytes from remote storage), if a run the key may read
+        references it."""
         if not is_blob_name(digest) or not any(self.can_read(p) for p in self.db.blob_projects(digest)):
             return None
+        if not isinstance(self.media, BlobStore):
+            return bytes(self.media.read(digest)) if self.media.exists(digest) else None
         path = self.media.path(digest)
         return str(path) if os.path.isfile(path) else None
 

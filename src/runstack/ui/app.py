@@ -126,7 +126,10 @@ def create_app(store_dir: str | os.PathLike[str] | None = None, *, opener: Calla
         headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=31536000, immutable"}
         if kind == "html":  # its own opaque origin: no script in it can reach the dashboard
             headers["Content-Security-Policy"] = "sandbox allow-scripts"
-        return FileResponse(path, media_type=MEDIA_TYPES.get(kind, "application/octet-stream"), headers=headers)
+        media_type = MEDIA_TYPES.get(kind, "application/octet-stream")
+        if isinstance(path, bytes):  # the team server's remote (fsspec) storage
+            return Response(path, media_type=media_type, headers=headers)
+        return FileResponse(path, media_type=media_type, headers=headers)
 
     async def artifacts(request: Request) -> Response:
         reader = api(request)
