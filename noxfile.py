@@ -21,6 +21,8 @@ FRAMEWORK_EXTRAS = (
     "sweeps",
     "ui",
     "server",
+    "dask",
+    "spark",
     "scancode",
 )
 ENV = {"HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

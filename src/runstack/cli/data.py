@@ -54,13 +54,23 @@ def register(main: click.Group, console: Any) -> None:
     )
     @click.option("--pii", type=click.Choice(["strict", "balanced", "off"]), default=None,
                   help="Redaction: strict adds every high-entropy string literal; default balanced.")  # fmt: skip
+    @click.option("--pipeline", "pipeline_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="Steps from a YAML file (see `runstack.datasets_hub.steps`); default the standard ones.")  # fmt: skip
+    @click.option("--executor", type=click.Choice(["local", "dask", "spark"]), default="local", show_default=True,
+                  help="Where the per-source stage runs.")  # fmt: skip
+    @click.option("--address", "--master", "address", default=None,
+                  help="Dask scheduler (tcp://...) or Spark master (spark://...); default a local cluster.")  # fmt: skip
+    @click.option("--project", default="datasets", show_default=True, help="Project of the build's run.")
+    @click.option("--no-track", is_flag=True, help="Do not record the build as a run with a dataset artifact.")
     @registry_option
     def build_command(sources: tuple[str, ...], out: Path, version: str, config_file: str | None, workers: int,
-                      overwrite: bool, repo_dedup: str | None, pii: str | None, registry: Path | None) -> None:  # fmt: skip
+                      overwrite: bool, repo_dedup: str | None, pii: str | None, pipeline_file: str | None,
+                      executor: str, address: str | None, project: str, no_track: bool, registry: Path | None) -> None:  # fmt: skip
         """Build SOURCE... (folders, git repositories, tar/zip archives) into OUT."""
         from runstack.datasets_hub.build import build
         from runstack.datasets_hub.config import BuildConfig
         from runstack.datasets_hub.optout import OptOutRegistry, default_path
+        from runstack.datasets_hub.steps import load_pipeline
 
         config = BuildConfig.load(config_file) if config_file else BuildConfig()
         if pii is not None:
@@ -72,10 +82,14 @@ def register(main: click.Group, console: Any) -> None:
 
             config = dataclasses.replace(config, repo_dedup=repo_dedup)
         path = registry or default_path()
-        report = build(list(sources), out, version, config, OptOutRegistry(path) if path.exists() else None,
-                       workers=workers, overwrite=overwrite)  # fmt: skip
+        optout = OptOutRegistry(path) if path.exists() else None
+        steps = load_pipeline(pipeline_file, config, optout) if pipeline_file else None
+        report = build(list(sources), out, version, config, optout, workers=workers, overwrite=overwrite, steps=steps,
+                       executor=executor, address=address, progress=True, track=None if no_track else project)  # fmt: skip
         console.print(_summary(report))
         console.print(f"wrote {out} ({len(report.manifest['shards'])} shards)")
+        if report.run_id is not None:
+            console.print(f"recorded as run {report.run_id} with artifact {report.artifact} (project {project})")
 
     @data.command("query")
     @click.argument("dataset", type=click.Path(exists=True, file_okay=False))

@@ -10,8 +10,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from runstack.datasets_hub.record import SourceFile
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return hasattr(value, "__dataclass_fields__")
 
 
 @dataclass
@@ -33,9 +44,15 @@ class PipelineStep:
     """A stage: reads records, yields records. Subclasses implement ``process``."""
 
     name = "step"
+    version = "1"  # raise it when the step's output changes for the same input and parameters
 
     def __init__(self) -> None:
         self.stats = StepStats(self.name)
+
+    def params(self) -> dict[str, Any]:
+        """The settings recorded in the manifest: the step's plain-valued attributes by default."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in ("stats", "name")
+                and _plain(v)}  # fmt: skip
 
     def process(self, record: SourceFile) -> SourceFile | str | None:
         """Return the record (possibly changed), or a drop reason."""

@@ -47,8 +47,9 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_dataset(rows: list[dict[str, Any]], out: Path, version: str, config: dict[str, Any],
-                  counts: dict[str, Any], shard_rows: int) -> dict[str, Any]:  # fmt: skip
-    """Write shards, README.md and manifest.json into ``out``; returns the manifest."""
+                  counts: dict[str, Any], shard_rows: int, pipeline: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write shards, README.md and manifest.json into ``out``; returns the manifest (with the
+    pipeline's steps and fingerprint when given)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -76,6 +77,8 @@ def write_dataset(rows: list[dict[str, Any]], out: Path, version: str, config: d
     }
     manifest = {"version": version, "tools": tool_versions(), "config": config, "counts": counts, "stats": stats,
                 "shards": shards}  # fmt: skip
+    if pipeline is not None:
+        manifest["pipeline"] = pipeline
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "README.md").write_text(_card(version, by_language, stats))
     return manifest
