@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from runstack.datasets_hub import Filter, SourceFile
+import time
+
+from runstack.datasets_hub import Filter, PipelineStep, SourceFile
 
 
 def no_settings(record: SourceFile) -> bool | str:
@@ -33,3 +35,17 @@ class Explode(Filter):
         if record.path.endswith("app.js"):
             raise RuntimeError("this step broke")
         return True
+
+
+class Slow(PipelineStep):
+    """Takes its time per file: a build long enough to be killed part-way."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def process(self, record: SourceFile) -> SourceFile | str | None:
+        time.sleep(self.seconds)
+        return record

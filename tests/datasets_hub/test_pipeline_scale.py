@@ -60,6 +60,13 @@ def test_user_steps_run_are_counted_and_recorded(repos, tmp_path):
     assert default.files_out > report.files_out
 
 
+def _table(folder: Path, columns: list[str]) -> list[tuple]:
+    import pyarrow.parquet as pq
+
+    rows = [r for p in folder.rglob("*.parquet") for r in pq.read_table(p, columns=columns).to_pylist()]
+    return sorted(tuple(str(r[c]) for c in columns) for r in rows)
+
+
 def _content(folder: Path, key: str) -> str:
     import pyarrow.parquet as pq
 
@@ -156,3 +163,96 @@ def test_a_failed_tracked_build_is_a_failed_run(repos, tmp_path):
               track="datasets")  # fmt: skip
     (view,) = runstack.Api().runs(project="datasets")
     assert view.status == "failed" and "this step broke" in view.error
+
+
+def test_existing_datasets_releases_and_lists_are_sources(repos, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = build([str(r) for r in repos], tmp_path / "v1", "v1")
+    rebuilt = build([str(tmp_path / "v1")], tmp_path / "from-release", "v2")  # a release is a source
+    assert published(tmp_path / "from-release") == published(tmp_path / "v1")
+    assert rebuilt.files_in == first.files_out
+    licences = ["repo_name", "path", "detected_licenses", "license_type"]
+    assert _table(tmp_path / "from-release", licences) == _table(tmp_path / "v1", licences)  # carried over
+    code = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n"
+    rows = [{"repo_name": "zed/geo", "path": "geo/shapes.py", "content": code},
+            {"repo_name": "amy/calc", "path": "calc.py", "content": code.replace("area", "surface")},
+            {"repo_name": "zed/geo", "path": "geo/more.py", "content": code.replace("w * h", "h * w")}]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("\n".join([json.dumps({**rows[1], "repo_name": "kim/calc2"}), "not json", '{"path": "x"}', ""]))
+    listing = tmp_path / "sources.txt"
+    listing.write_text(f"# my sources\nrows.parquet\n\n{jsonl}\n{repos[2]}\n")
+    report = build([str(listing)], tmp_path / "mixed", "v1")
+    names = published(tmp_path / "mixed")
+    assert {"zed/geo/geo/shapes.py", "amy/calc/calc.py", "zed/geo/geo/more.py"} <= names
+    assert report.steps[0].dropped["dataset row without repo_name/path/content"] == 2
+    assert not any(n.startswith("kim/calc2") for n in names)  # an exact copy of amy/calc's file
+    assert any(n.startswith("carol/gamma/") for n in names)
+    pq.write_table(pa.Table.from_pylist([{"text": "x"}]), tmp_path / "wrong.parquet")
+    with pytest.raises(InvalidArgumentError, match="columns"):
+        build([str(tmp_path / "wrong.parquet")], tmp_path / "w", "v1")
+
+
+@pytest.mark.slow
+def test_a_killed_build_resumes_to_the_same_bytes(repos, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text(
+        "steps:\n  - default\n  - step: tests.datasets_hub.custom_steps:Slow\n    args: {seconds: 0.15}\n"
+    )
+    args = [sys.executable, "-m", "runstack.cli.main", "data", "build", *map(str, repos), "--out",
+            str(tmp_path / "ds"), "--version", "v1", "--pipeline", str(pipeline), "--no-track"]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = tmp_path / ".ds.cache"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("*/*.pkl")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list(cache.glob("*/*.pkl"))
+    assert 1 <= len(done) < len(repos) and not (tmp_path / "ds").exists()  # killed part-way, nothing published
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(done)} sources from the cache" in resumed.stdout
+    assert not cache.exists()  # a completed build cleans up after itself
+    whole_args = [str(tmp_path / "whole") if a == str(tmp_path / "ds") else a for a in args]
+    whole = subprocess.run(whole_args, env=env, capture_output=True, timeout=300)
+    assert whole.returncode == 0
+    assert files_of(tmp_path / "ds") == files_of(tmp_path / "whole")
+
+
+def test_a_new_version_rereads_only_changed_sources_and_reapplies_opt_outs(repos, tmp_path):
+    import subprocess
+
+    from runstack.datasets_hub import OptOutRegistry
+
+    cache = tmp_path / "cache"
+    first = build([str(r) for r in repos], tmp_path / "v1", "v1", cache=cache)
+    assert first.sources_reused == 0
+    (repos[2] / "extra.py").write_text("def extra(a, b):\n    return a ** b + b ** a\n")
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.x", "-C", str(repos[2]), "add", "-A"], check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.x", "-C", str(repos[2]), "commit", "-qm", "more"],
+                   check=True)  # fmt: skip
+    second = build([str(r) for r in repos], tmp_path / "v2", "v2", cache=cache)
+    assert second.sources_reused == 2  # only carol/gamma was read again
+    scratch = build([str(r) for r in repos], tmp_path / "v2-scratch", "v2")
+    assert files_of(tmp_path / "v2") == files_of(tmp_path / "v2-scratch")
+    assert "carol/gamma/extra.py" in published(tmp_path / "v2")
+    registry = OptOutRegistry(tmp_path / "optout.jsonl")
+    registry.add("alice")
+    third = build([str(r) for r in repos], tmp_path / "v3", "v3", optout=registry, cache=cache)
+    assert third.sources_reused == 3  # nothing re-read, yet alice's files are gone
+    assert not any(name.startswith("alice/") for name in published(tmp_path / "v3"))
+    assert dict(next(s for s in third.steps if s.name == "opt-out").dropped)["opted out"] > 0
+    assert scratch.files_out > third.files_out

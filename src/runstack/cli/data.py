@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,14 @@ def register(main: click.Group, console: Any) -> None:
                   help="Dask scheduler (tcp://...) or Spark master (spark://...); default a local cluster.")  # fmt: skip
     @click.option("--project", default="datasets", show_default=True, help="Project of the build's run.")
     @click.option("--no-track", is_flag=True, help="Do not record the build as a run with a dataset artifact.")
+    @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Keep per-source results here: later builds re-read only changed sources.")  # fmt: skip
+    @click.option("--resume", is_flag=True, help="Continue a killed build from the sources it had finished.")
     @registry_option
     def build_command(sources: tuple[str, ...], out: Path, version: str, config_file: str | None, workers: int,
                       overwrite: bool, repo_dedup: str | None, pii: str | None, pipeline_file: str | None,
-                      executor: str, address: str | None, project: str, no_track: bool, registry: Path | None) -> None:  # fmt: skip
+                      executor: str, address: str | None, project: str, no_track: bool, cache_dir: Path | None,
+                      resume: bool, registry: Path | None) -> None:  # fmt: skip
         """Build SOURCE... (folders, git repositories, tar/zip archives) into OUT."""
         from runstack.datasets_hub.build import build
         from runstack.datasets_hub.config import BuildConfig
@@ -84,10 +89,22 @@ def register(main: click.Group, console: Any) -> None:
         path = registry or default_path()
         optout = OptOutRegistry(path) if path.exists() else None
         steps = load_pipeline(pipeline_file, config, optout) if pipeline_file else None
-        report = build(list(sources), out, version, config, optout, workers=workers, overwrite=overwrite, steps=steps,
-                       executor=executor, address=address, progress=True, track=None if no_track else project)  # fmt: skip
+        # Without --cache, results are kept beside OUT until the build completes, so that a killed
+        # build can be resumed; a build started without --resume starts from nothing.
+        own_cache = cache_dir is None
+        if own_cache:
+            cache_dir = out.parent / f".{out.name}.cache"
+            if not resume and cache_dir.exists():
+                shutil.rmtree(cache_dir)
+        report = build(list(sources), out, version, config, optout, workers=workers, overwrite=overwrite or resume,
+                       steps=steps, executor=executor, address=address, progress=True,
+                       track=None if no_track else project, cache=cache_dir)  # fmt: skip
+        if own_cache:
+            shutil.rmtree(cache_dir, ignore_errors=True)
         console.print(_summary(report))
-        console.print(f"wrote {out} ({len(report.manifest['shards'])} shards)")
+        console.print(
+            f"wrote {out} ({len(report.manifest['shards'])} shards; {report.sources_reused} sources from the cache)"
+        )
         if report.run_id is not None:
             console.print(f"recorded as run {report.run_id} with artifact {report.artifact} (project {project})")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import pickle
 import shutil
 import tempfile
 import uuid
@@ -21,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runstack.datasets_hub.cache import source_key, spill_stats, write_spill
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key, repository_copies
 from runstack.datasets_hub.ingest import Ingest
 from runstack.datasets_hub.language import language_detector
 from runstack.datasets_hub.optout import OptOutRegistry
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.progress import Progress, progress_of
-from runstack.datasets_hub.publish import write_dataset
+from runstack.datasets_hub.publish import ReleaseWriter, tool_versions
 from runstack.datasets_hub.record import SourceFile
-from runstack.datasets_hub.steps import as_step, default_steps, describe, fingerprint
+from runstack.datasets_hub.stages import deduplicate, reader
+from runstack.datasets_hub.steps import OptOutFilter, as_step, default_steps, describe, fingerprint
 from runstack.datasets_hub.tracking import BuildTracker
 from runstack.errors import InvalidArgumentError
 
@@ -56,6 +56,7 @@ class BuildReport:
     near_verified_pairs: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
     repo_copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources_reused: int = 0  # sources whose per-file results came from the cache
     run_id: str | None = None  # the build's run, with track=
     artifact: str | None = None  # its dataset artifact, NAME:vN
 
@@ -83,19 +84,16 @@ def run_stage_one(sources: Sequence[Source], config: BuildConfig, registry: OptO
     yield [ingest.stats, *(s.stats for s in steps)]
 
 
-def _spill(sources: Sequence[Source], config: BuildConfig, steps: Sequence[PipelineStep], rank: int, world_size: int,
-           spill: str, owned: Sequence[int] | None = None) -> list[StepStats]:  # fmt: skip
-    import hashlib
-
-    stats: list[StepStats] = []
-    with open(spill, "wb") as handle:
-        for item in run_stage_one(sources, config, None, rank, world_size, owned, steps):
-            if isinstance(item, list):
-                stats = item
-            else:
-                item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
-                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return stats
+def _process(sources: Sequence[Source], config: BuildConfig, steps: Sequence[PipelineStep], owned: Sequence[int],
+             keys: Sequence[str], folder: str) -> int:  # fmt: skip
+    """Run the per-file steps over each owned source not already in ``folder``; returns how many ran."""
+    ran = 0
+    for index in owned:
+        target = Path(folder) / f"{keys[index]}.pkl"
+        if not target.exists():
+            write_spill(target, run_stage_one([sources[index]], config, None, steps=steps))
+            ran += 1
+    return ran
 
 
 def _size(path: str) -> int:
@@ -122,25 +120,11 @@ def _by_size(items: Sequence[Source], world_size: int) -> list[list[int]]:
     return [sorted(share) for share in shares]
 
 
-def _read_spill(path: Path) -> Iterator[SourceFile]:
-    with open(path, "rb") as handle:
-        while True:
-            try:
-                yield pickle.load(handle)
-            except EOFError:
-                return
-
-
-def _kept(spills: list[str], keep: list[bool]) -> Iterator[SourceFile]:
-    """The spilled records that survived exact deduplication, in spill order."""
-    records = (record for spill in spills for record in _read_spill(Path(spill)))
-    return (record for record, kept in zip(records, keep, strict=True) if kept)
-
-
 def build(sources: Sequence[Source | str], out: str | Path, version: str, config: BuildConfig | None = None,
           optout: OptOutRegistry | None = None, workers: int = 1, progress: bool | Progress = False,
           overwrite: bool = False, steps: Sequence[PipelineStep | Callable[..., Any]] | None = None,
-          executor: str = "local", address: str | None = None, track: str | None = None) -> BuildReport:  # fmt: skip
+          executor: str = "local", address: str | None = None, track: str | None = None,
+          cache: str | Path | None = None) -> BuildReport:  # fmt: skip
     """Build and publish a dataset from ``sources`` into ``out``.
 
     Args:
@@ -152,6 +136,9 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         progress: True for progress bars; or a callable ``(stage, done, total)``.
         track: record the build as a runstack run in this project, with the release logged
             as a ``dataset`` artifact (``use_dataset`` links a training run to it).
+        cache: a folder keeping each source's per-file results (keyed by the source's content
+            and the steps): a killed build resumes, and a new version re-reads only the
+            sources that changed. The opt-out registry is applied to everything each time.
 
     Raises:
         InvalidArgumentError: a bad source, or ``out`` exists and ``overwrite`` is False.
@@ -159,7 +146,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
     from runstack.datasets_hub.executors import EXECUTORS, run_shares
 
     config = config or BuildConfig()
-    items = [s if isinstance(s, Source) else Source(str(s)) for s in sources]
+    items = expand_lists([s if isinstance(s, Source) else Source(str(s)) for s in sources])
     for item in items:
         if not Path(item.path).exists():
             raise InvalidArgumentError("source", item.path, "an existing folder, git repository or archive")
@@ -170,48 +157,65 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         raise InvalidArgumentError("out", str(out), "an empty or new folder (or pass overwrite=True / --overwrite)")
     chosen = default_steps(config, optout) if steps is None else [as_step(s) for s in steps]
     described = [describe(s) for s in chosen]
+    # The opt-out registry changes between builds: it is applied to every record at the end of
+    # stage one, so that cached per-source results stay valid.
+    late = [s for s in chosen if isinstance(s, OptOutFilter)]
+    cached = [s for s in chosen if not isinstance(s, OptOutFilter)]
     world_size = max(1, min(workers, len(items)))
     report = BuildReport()
     tracker = BuildTracker(track, out, version, config, described, items) if track else None
     try:
         with tempfile.TemporaryDirectory(prefix=".runstack-build-", dir=out.parent if out.parent.exists() else None) as tmp, \
                 progress_of(progress) as show:  # fmt: skip
-            spills = [str(Path(tmp) / f"stage1-{rank}.pkl") for rank in range(world_size)]
-            show("read, detect, filter", 0, len(items))
-            shares = _by_size(items, world_size) if world_size > 1 else [list(range(len(items)))]
-            stats_per_rank = run_shares(_spill, [(items, config, chosen, r, world_size, spills[r], shares[r])
-                                                 for r in range(world_size)], executor, address)  # fmt: skip
+            stage_key = fingerprint([*map(describe, cached), {"max_file_bytes": config.max_file_bytes,
+                                                               "runstack": tool_versions().get("runstack")}])  # fmt: skip
+            folder = Path(cache) / stage_key if cache is not None else Path(tmp) / "spills"
+            folder.mkdir(parents=True, exist_ok=True)
+            keys = [source_key(item) for item in items]
+            todo = [
+                i for i in range(len(items)) if keys[i] not in keys[:i] and not (folder / f"{keys[i]}.pkl").exists()
+            ]
+            report.sources_reused = len(items) - len(todo)
+            show("read, detect, filter", report.sources_reused, len(items))
+            if world_size == 1 or len(todo) <= 1:
+                shares = [todo] if todo else []
+            else:
+                shares = [[todo[j] for j in share] for share in _by_size([items[i] for i in todo], world_size) if share]
+            run_shares(_process, [(items, config, cached, share, keys, str(folder)) for share in shares], executor,
+                       address)  # fmt: skip
             show("read, detect, filter", len(items), len(items))
-            merged = [StepStats(s.name) for s in stats_per_rank[0]]
-            for rank_stats in stats_per_rank:
-                for total, part in zip(merged, rank_stats, strict=True):
+            spills = [folder / f"{key}.pkl" for key in keys]
+            merged = [StepStats(s.name) for s in spill_stats(spills[0])] if spills else []
+            for spill in spills:
+                for total, part in zip(merged, spill_stats(spill), strict=True):
                     total.merge(part)
+            late_stats = [StepStats(s.name) for s in late]
+            for step, stats in zip(late, late_stats, strict=True):
+                merged.insert(chosen.index(step) + 1, stats)
             report.steps, report.files_in = merged, merged[0].seen
+            staging = Path(tmp) / "out"
+            writer = ReleaseWriter(staging, config.shard_rows)
+            written = deduplicate(reader(spills, late, late_stats), config, report, show, writer)
             if tracker is not None:
                 tracker.stage({f"{s.name}/{k}": v for s in merged for k, v in (("seen", s.seen), ("kept", s.kept))})
-            rows = _deduplicate(spills, config, report, show)
-            if tracker is not None:
                 tracker.stage({"dedup/exact_duplicates": report.exact_duplicates,
-                               "dedup/near_duplicates": report.near_duplicates, "dedup/files_out": len(rows)})  # fmt: skip
+                               "dedup/near_duplicates": report.near_duplicates, "dedup/files_out": written})  # fmt: skip
             opted_out = sum(s.dropped.get("opted out", 0) for s in merged)
-            if not rows and opted_out:
+            if not written and opted_out:
                 raise InvalidArgumentError(
                     "sources", [i.path for i in items], f"sources whose owners have not opted out: all {opted_out} "
                     "files are in the opt-out registry, so there is nothing to publish",
                 )  # fmt: skip
-            staging = Path(tmp) / "out"
-            staging.mkdir()
-            show("publish", 0, len(rows))
+            show("publish", 0, written)
             counts = {"files_in": report.files_in, "exact_duplicates": report.exact_duplicates,
                       "near_duplicates": report.near_duplicates,
                       "dropped": {s.name: dict(s.dropped) for s in merged if s.dropped},
                       "pii": dict(next((s.counters for s in merged if s.name == "pii"), {})),
                       "language_detector": language_detector(), "repository_copies": report.repo_copies}  # fmt: skip
             pipeline = {"steps": described, "fingerprint": fingerprint(described)}
-            report.manifest = write_dataset(rows, staging, version, config.to_dict(), counts, config.shard_rows,
-                                            pipeline)  # fmt: skip
-            show("publish", len(rows), len(rows))
-            report.files_out = len(rows)
+            report.manifest = writer.finish(version, config.to_dict(), counts, pipeline)
+            show("publish", written, written)
+            report.files_out = written
             _replace(staging, out)
     except BaseException as exc:
         if tracker is not None:
@@ -222,41 +226,21 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
     return report
 
 
-def _deduplicate(spills: list[str], config: BuildConfig, report: BuildReport,
-                 show: Callable[[str, int, int], None]) -> list[dict[str, Any]]:  # fmt: skip
-    """Exact, near and repository-level dedup over every spill; the surviving rows."""
-    keys = [(r.sha256, rank_key(r)) for spill in spills for r in _read_spill(Path(spill))]
-    show("exact dedup", 0, len(keys))
-    keep, report.exact_duplicates = exact_survivors(keys)
-    show("exact dedup", len(keys), len(keys))
-    near = NearDeduplicator(config.minhash)
-    total, done = sum(keep), 0
-    for record in _kept(spills, keep):
-        near.add(record.content, rank_key(record))
-        done += 1
-        if done % 1000 == 0 or done == total:
-            show("near dedup signatures", done, total)
-    result = near.result()
-    report.near_duplicates = len(result.survivors) - sum(result.survivors)
-    report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
-    copies = {} if config.repo_dedup == "off" else repository_copies(
-        [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
-    report.repo_copies = copies
-    rows, blob_of = [], {}
-    pending: list[tuple[SourceFile, int | None]] = []
-    for i, record in enumerate(_kept(spills, keep)):
-        if result.survivors[i]:
-            pending.append((record, result.cluster_of[i]))
-        if result.cluster_of[i] == i:  # a cluster is named after its survivor's blob
-            blob_of[i] = record.blob_id
-    for record, cluster in pending:
-        record.near_dup_cluster = blob_of.get(cluster) if cluster is not None else None
-        copy_of = copies.get(record.repo_name)
-        if copy_of is not None and config.repo_dedup == "drop":
+def expand_lists(items: list[Source]) -> list[Source]:
+    """A ``.txt`` source is a list of sources, one path per line (relative to the list's folder;
+    blank lines and ``#`` comments skipped)."""
+    out: list[Source] = []
+    for item in items:
+        path = Path(item.path)
+        if not (path.suffix == ".txt" and path.is_file()):
+            out.append(item)
             continue
-        record.repo_duplicate_of = copy_of["of"] if copy_of is not None else None
-        rows.append(record.row())
-    return rows
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                out.append(Source(str((path.parent / entry) if not Path(entry).is_absolute() else entry),
+                                  priority=item.priority))  # fmt: skip
+    return out
 
 
 def _replace(staging: Path, out: Path) -> None:

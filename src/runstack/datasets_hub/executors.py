@@ -33,6 +33,8 @@ def run_shares(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], exec
     """
     if executor not in EXECUTORS:
         raise InvalidArgumentError("executor", executor, " | ".join(EXECUTORS))
+    if not shares:  # everything came from the cache
+        return []
     if executor == "local":
         if len(shares) == 1:
             return [task(*shares[0])]

@@ -328,7 +328,8 @@ class LicenseStep(PipelineStep):
             headers = [{"license": normalise(text), "expression": text.strip(), "file": record.path,
                         "match": "SPDX-License-Identifier", "score": 1.0, "source": "spdx-header"}
                        for text in SPDX_HEADER.findall(record.content[:4000]) if normalise(text)]  # fmt: skip
-            evidence = headers or list(index.for_path(record.path))  # a file's own header overrides its folder's
+            # A file's own header overrides its folder's; an input dataset's columns come last.
+            evidence = headers or list(index.for_path(record.path)) or record.license_evidence
             record.license_evidence = evidence
             record.detected_licenses = sorted({spdx for e in evidence for spdx in e["license"]})
             record.license_type = classify(evidence, self.permissive)

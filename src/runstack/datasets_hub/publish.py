@@ -3,13 +3,16 @@ card with ``configs:`` (one per language plus ``default``), and ``manifest.json`
 
 Everything written is a function of the records and the config: rows are sorted, the
 schema is fixed and nothing records a time, so the same inputs give byte-identical files.
+Rows are spooled to disk by language and only their sort keys stay in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import re
+import shutil
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
@@ -46,45 +49,72 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def write_dataset(rows: list[dict[str, Any]], out: Path, version: str, config: dict[str, Any],
-                  counts: dict[str, Any], shard_rows: int, pipeline: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Write shards, README.md and manifest.json into ``out``; returns the manifest (with the
-    pipeline's steps and fingerprint when given)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class ReleaseWriter:
+    """Rows in, shards out, in bounded memory: rows wait on disk (one file per language) with
+    only their sort keys in memory; each shard is then read back in order and written."""
 
-    rows = sorted(rows, key=lambda r: (r["language"], r["repo_name"], r["path"], r["blob_id"]))
-    by_language: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_language.setdefault(row["language"], []).append(row)
-    shards = []
-    for language, items in sorted(by_language.items()):
-        name = config_name(language)
-        total = max(1, -(-len(items) // shard_rows))
-        for index in range(total):
-            part = items[index * shard_rows : (index + 1) * shard_rows]
-            path = out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in part], schema=_schema())
-            pq.write_table(table, path, compression="zstd", row_group_size=1000)
-            shards.append({"path": path.relative_to(out).as_posix(), "config": name, "language": language,
-                           "rows": len(part), "bytes": path.stat().st_size, "sha256": _sha256(path)})  # fmt: skip
-    stats = {
-        "files": len(rows),
-        "bytes": sum(r["length_bytes"] for r in rows),
-        "languages": dict(sorted(Counter(r["language"] for r in rows).items())),
-        "license_types": dict(sorted(Counter(r["license_type"] for r in rows).items())),
-    }
-    manifest = {"version": version, "tools": tool_versions(), "config": config, "counts": counts, "stats": stats,
-                "shards": shards}  # fmt: skip
-    if pipeline is not None:
-        manifest["pipeline"] = pipeline
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (out / "README.md").write_text(_card(version, by_language, stats))
-    return manifest
+    def __init__(self, out: Path, shard_rows: int) -> None:
+        self.out, self.shard_rows = out, shard_rows
+        self.spool = out / ".rows"
+        self.spool.mkdir(parents=True)
+        self.files: dict[str, Any] = {}
+        self.keys: dict[str, list[tuple[str, str, str, int]]] = {}
+        self.count, self.bytes = 0, 0
+        self.license_types: Counter[str] = Counter()
+
+    def add(self, row: dict[str, Any]) -> None:
+        language = row["language"]
+        handle = self.files.get(language)
+        if handle is None:
+            handle = self.files[language] = open(self.spool / f"{len(self.files)}.pkl", "w+b")  # noqa: SIM115
+            self.keys[language] = []
+        self.keys[language].append((row["repo_name"], row["path"], row["blob_id"], handle.tell()))
+        pickle.dump({c: row[c] for c in COLUMNS}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+        self.bytes += row["length_bytes"]
+        self.license_types[row["license_type"]] += 1
+
+    def finish(self, version: str, config: dict[str, Any], counts: dict[str, Any],
+               pipeline: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Write shards, README.md and manifest.json; returns the manifest (with the pipeline's
+        steps and fingerprint when given)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        shards = []
+        try:
+            for language in sorted(self.keys):
+                handle, keys = self.files[language], sorted(self.keys[language])
+                name = config_name(language)
+                total = max(1, -(-len(keys) // self.shard_rows))
+                for index in range(total):
+                    part = []
+                    for *_, offset in keys[index * self.shard_rows : (index + 1) * self.shard_rows]:
+                        handle.seek(offset)
+                        part.append(pickle.load(handle))
+                    path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(pa.Table.from_pylist(part, schema=_schema()), path, compression="zstd",
+                                   row_group_size=1000)  # fmt: skip
+                    shards.append({"path": path.relative_to(self.out).as_posix(), "config": name, "language": language,
+                                   "rows": len(part), "bytes": path.stat().st_size, "sha256": _sha256(path)})  # fmt: skip
+        finally:
+            for handle in self.files.values():
+                handle.close()
+            shutil.rmtree(self.spool)
+        languages = {language: len(keys) for language, keys in sorted(self.keys.items())}
+        stats = {"files": self.count, "bytes": self.bytes, "languages": languages,
+                 "license_types": dict(sorted(self.license_types.items()))}  # fmt: skip
+        manifest = {"version": version, "tools": tool_versions(), "config": config, "counts": counts, "stats": stats,
+                    "shards": shards}  # fmt: skip
+        if pipeline is not None:
+            manifest["pipeline"] = pipeline
+        (self.out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (self.out / "README.md").write_text(_card(version, languages, stats))
+        return manifest
 
 
-def _card(version: str, by_language: dict[str, list[dict[str, Any]]], stats: dict[str, Any]) -> str:
+def _card(version: str, by_language: dict[str, int], stats: dict[str, Any]) -> str:
     lines = ["---", "configs:", "- config_name: default", "  default: true", "  data_files:", "  - split: train",
              "    path: data/*/*.parquet"]  # fmt: skip
     for language in sorted(by_language):

@@ -1,0 +1,91 @@
+"""Per-source results of the per-file steps, kept between builds: what makes a build resumable
+and a new version incremental.
+
+A source's records go to ``<cache>/<pipeline fingerprint>/<source key>.pkl``, written under a
+temporary name and renamed when the source is done, so a killed build leaves only whole files.
+The source key covers what was read: a git repository's tree id at the revision, a folder's
+listing (path, size, modification time), a file's size and modification time. A build that
+finds a source's file skips reading it; a changed source or changed steps get a new key.
+The opt-out registry is not part of the key: it is applied to every record at each build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runstack.datasets_hub.pipeline import StepStats
+from runstack.datasets_hub.record import SourceFile
+
+
+def _identity(path: Path, revision: str | None) -> str:
+    """What a source's content depends on, cheaply: never its bytes, except a release's manifest."""
+    from runstack.datasets_hub.ingest import _own_git_dir
+
+    if path.is_dir() and (_own_git_dir(path) or ((path / "HEAD").is_file() and (path / "objects").is_dir())):
+        found = subprocess.run(["git", "-C", str(path), "rev-parse", f"{revision or 'HEAD'}^{{tree}}"],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if found.returncode == 0:
+            return "git:" + found.stdout.strip()
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return "release:" + hashlib.sha256((path / "manifest.json").read_bytes()).hexdigest()
+    if path.is_dir():
+        listing = hashlib.sha256()
+        for folder, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = Path(folder) / name
+                try:
+                    stat = full.lstat()
+                except OSError:
+                    continue
+                listing.update(os.fsencode(full.relative_to(path)) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return "folder:" + listing.hexdigest()
+    stat = path.stat()
+    return f"file:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def source_key(source: Any) -> str:
+    """A key that changes whenever the source's files (or how it is named) change."""
+    path = Path(source.path).absolute()
+    text = "\0".join([str(path), str(source.repo_name), str(source.revision), repr(source.priority),
+                      _identity(path, source.revision)])  # fmt: skip
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]]) -> None:
+    """Records into ``target`` and their step stats beside it; the records' rename comes last, so
+    a spill that exists is whole."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    stats: list[StepStats] = []
+    with open(temporary, "wb") as handle:
+        for item in records:
+            if isinstance(item, list):
+                stats = item
+            else:
+                item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
+                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    side = target.with_suffix(".stats")
+    side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    side_tmp.write_bytes(pickle.dumps(stats, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(side_tmp, side)
+    os.replace(temporary, target)
+
+
+def read_spill(path: Path) -> Iterator[SourceFile]:
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
+
+
+def spill_stats(path: Path) -> list[StepStats]:
+    stats: list[StepStats] = pickle.loads(path.with_suffix(".stats").read_bytes())
+    return stats
