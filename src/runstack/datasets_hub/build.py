@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -91,7 +92,7 @@ def _process(sources: Sequence[Source], config: BuildConfig, steps: Sequence[Pip
     for index in owned:
         target = Path(folder) / f"{keys[index]}.pkl"
         if not target.exists():
-            write_spill(target, run_stage_one([sources[index]], config, None, steps=steps))
+            write_spill(target, run_stage_one([sources[index]], config, None, steps=steps), config.minhash)
             ran += 1
     return ran
 
@@ -109,15 +110,16 @@ def _size(path: str) -> int:
     return total
 
 
-def _by_size(items: Sequence[Source], world_size: int) -> list[list[int]]:
-    """Source indices per worker, largest first onto the least loaded (work split by size, not count)."""
+def _groups(items: Sequence[Source], count: int) -> list[list[int]]:
+    """Indices of ``items`` in at most ``count`` groups of similar total size, largest group first."""
     sizes = [_size(item.path) for item in items]  # walked once: folders can be large
-    loads, shares = [0] * world_size, [[] for _ in range(world_size)]  # type: list[int], list[list[int]]
+    loads, groups = [0] * count, [[] for _ in range(count)]  # type: list[int], list[list[int]]
     for index in sorted(range(len(items)), key=lambda i: (-sizes[i], i)):
-        target = min(range(world_size), key=lambda r: (loads[r], r))
-        shares[target].append(index)
+        target = min(range(count), key=lambda g: (loads[g], g))
+        groups[target].append(index)
         loads[target] += sizes[index]
-    return [sorted(share) for share in shares]
+    order = sorted(range(count), key=lambda g: (-loads[g], g))
+    return [sorted(groups[g]) for g in order if groups[g]]
 
 
 def build(sources: Sequence[Source | str], out: str | Path, version: str, config: BuildConfig | None = None,
@@ -168,6 +170,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
         with tempfile.TemporaryDirectory(prefix=".runstack-build-", dir=out.parent if out.parent.exists() else None) as tmp, \
                 progress_of(progress) as show:  # fmt: skip
             stage_key = fingerprint([*map(describe, cached), {"max_file_bytes": config.max_file_bytes,
+                                                               "minhash": dataclasses.asdict(config.minhash),
                                                                "runstack": tool_versions().get("runstack")}])  # fmt: skip
             folder = Path(cache) / stage_key if cache is not None else Path(tmp) / "spills"
             folder.mkdir(parents=True, exist_ok=True)
@@ -177,12 +180,13 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             ]
             report.sources_reused = len(items) - len(todo)
             show("read, detect, filter", report.sources_reused, len(items))
-            if world_size == 1 or len(todo) <= 1:
-                shares = [todo] if todo else []
-            else:
-                shares = [[todo[j] for j in share] for share in _by_size([items[i] for i in todo], world_size) if share]
-            run_shares(_process, [(items, config, cached, share, keys, str(folder)) for share in shares], executor,
-                       address)  # fmt: skip
+            # Sources in 4 groups per worker, balanced by size (largest first onto the lightest),
+            # each group going to whichever worker is free: no worker waits on another's share, and
+            # an engine's per-task cost is paid a few times, not once per source.
+            tasks = _groups([items[i] for i in todo], 4 * world_size) if world_size > 1 else [list(range(len(todo)))]
+            tasks = [[todo[j] for j in group] for group in tasks]
+            run_shares(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task],
+                       executor, address, world_size)  # fmt: skip
             show("read, detect, filter", len(items), len(items))
             spills = [folder / f"{key}.pkl" for key in keys]
             merged = [StepStats(s.name) for s in spill_stats(spills[0])] if spills else []

@@ -12,6 +12,7 @@ The opt-out registry is not part of the key: it is applied to every record at ea
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import subprocess
@@ -19,6 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from runstack.datasets_hub.config import MinHashConfig
 from runstack.datasets_hub.pipeline import StepStats
 from runstack.datasets_hub.record import SourceFile
 
@@ -58,11 +62,15 @@ def source_key(source: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]]) -> None:
-    """Records into ``target`` and their step stats beside it; the records' rename comes last, so
-    a spill that exists is whole."""
+def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]], minhash: MinHashConfig) -> None:
+    """Records into ``target``, and beside it their step stats and their MinHash signatures and
+    sketches (computed here, in the parallel stage); the records' rename comes last, so a spill
+    that exists is whole."""
+    from runstack.datasets_hub.dedup import sign
+
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stats: list[StepStats] = []
+    texts: list[str] = []
     with open(temporary, "wb") as handle:
         for item in records:
             if isinstance(item, list):
@@ -70,11 +78,30 @@ def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]]) -
             else:
                 item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
                 pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    side = target.with_suffix(".stats")
-    side_tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    side_tmp.write_bytes(pickle.dumps(stats, protocol=pickle.HIGHEST_PROTOCOL))
-    os.replace(side_tmp, side)
+                texts.append(item.content)
+    sigs, sketches = sign(texts, minhash)
+    del texts
+    _put(target.with_suffix(".stats"), pickle.dumps(stats, protocol=pickle.HIGHEST_PROTOCOL))
+    lengths = np.array([len(s) for s in sketches], dtype=np.int64)
+    flat = np.concatenate(sketches) if sketches else np.zeros(0, dtype=np.uint64)
+    with io.BytesIO() as buffer:
+        np.savez(buffer, sigs=sigs, lengths=lengths, flat=flat)
+        _put(target.with_suffix(".sig"), buffer.getvalue())
     os.replace(temporary, target)
+
+
+def _put(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def read_signatures(spill: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The signatures and sketches of a spill's records, in order."""
+    with np.load(spill.with_suffix(".sig")) as found:
+        sigs, lengths, flat = found["sigs"], found["lengths"], found["flat"]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    return sigs, [flat[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
 
 
 def read_spill(path: Path) -> Iterator[SourceFile]:

@@ -20,6 +20,21 @@ from runstack.datasets_hub.record import SourceFile
 BATCH_BYTES = 4 << 20
 
 
+def sign(texts: list[str], config: MinHashConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """MinHash signatures and bottom-k sketches of ``texts`` (in batches of bounded size)."""
+    sigs, sketches, start = [], [], 0
+    while start < len(texts):
+        end, size = start, 0
+        while end < len(texts) and (end == start or size < BATCH_BYTES):
+            size += len(texts[end])
+            end += 1
+        hashes, docs = shingle_hashes(texts[start:end], config.ngram)
+        sigs.append(signatures(hashes, docs, end - start, config.num_perm, config.seed))
+        sketches += bottom_k(hashes, docs, end - start, config.verify_k)
+        start = end
+    return (np.concatenate(sigs) if sigs else np.zeros((0, config.num_perm), dtype=np.uint32)), sketches
+
+
 def rank_key(record: SourceFile) -> tuple[Any, ...]:
     """Smaller wins: permissive first, then higher priority, then repo name and path."""
     return (record.license_type != "permissive", -record.priority, record.repo_name, record.path)
@@ -114,6 +129,15 @@ class NearDeduplicator:
         self._pending += len(content)
         if self._pending >= BATCH_BYTES:
             self._flush()
+
+    def extend(self, sigs: np.ndarray, sketches: list[np.ndarray], keys: list[tuple[Any, ...]]) -> None:
+        """Add documents whose signatures and sketches were computed elsewhere (a build's
+        per-source stage, in parallel), in order."""
+        self._flush()
+        if len(keys):
+            self._sigs.append(sigs)
+            self._sketches += sketches
+            self._keys += keys
 
     def _flush(self) -> None:
         if self._texts:

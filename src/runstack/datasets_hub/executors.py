@@ -25,35 +25,37 @@ def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def run_shares(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], executor: str = "local",
-               address: str | None = None) -> list[Any]:  # fmt: skip
-    """``task(*share)`` for every share, in parallel; results in share order.
+               address: str | None = None, workers: int | None = None) -> list[Any]:  # fmt: skip
+    """``task(*share)`` for every share, ``workers`` at a time (default one per share), each
+    share going to the next free worker; results in share order.
 
-    ``address``: a Dask scheduler (``tcp://host:8786``; default a ``LocalCluster`` of one worker
-    process per share) or a Spark master (``spark://...``; default ``local[N]``).
+    ``address``: a Dask scheduler (``tcp://host:8786``; default a ``LocalCluster`` of
+    ``workers`` processes) or a Spark master (``spark://...``; default ``local[workers]``).
     """
+    workers = max(1, min(workers or len(shares), len(shares)))
     if executor not in EXECUTORS:
         raise InvalidArgumentError("executor", executor, " | ".join(EXECUTORS))
     if not shares:  # everything came from the cache
         return []
     if executor == "local":
-        if len(shares) == 1:
-            return [task(*shares[0])]
+        if workers == 1:
+            return [task(*share) for share in shares]
         # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
-        with ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             return [f.result() for f in [pool.submit(task, *share) for share in shares]]
     if executor == "dask":
-        return _dask(task, shares, address)
-    return _spark(task, shares, address)
+        return _dask(task, shares, address, workers)
+    return _spark(task, shares, address, workers)
 
 
-def _dask(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None) -> list[Any]:
+def _dask(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None, workers: int) -> list[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise MissingDependencyError("dask[distributed]", "dask") from None
     cluster = None
     if address is None:
-        cluster = LocalCluster(n_workers=len(shares), threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(address or cluster)
     try:
         futures = client.map(_call, [task] * len(shares), list(shares), pure=False)
@@ -64,7 +66,7 @@ def _dask(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: 
             cluster.close()
 
 
-def _spark(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None) -> list[Any]:
+def _spark(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None, workers: int) -> list[Any]:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -72,7 +74,7 @@ def _spark(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     existing = SparkSession.getActiveSession()
-    spark = existing or (SparkSession.builder.master(address or f"local[{len(shares)}]").appName("runstack data build")
+    spark = existing or (SparkSession.builder.master(address or f"local[{workers}]").appName("runstack data build")
                          .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                          .getOrCreate())  # fmt: skip
     try:

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runstack.datasets_hub.cache import read_spill
+import numpy as np
+
+from runstack.datasets_hub.cache import read_signatures, read_spill
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key, repository_copies
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
@@ -16,17 +18,17 @@ from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
 
 
-def reader(
-    spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]
-) -> Callable[[], Iterator[SourceFile]]:
-    """Each call reads every spill again, through the late filters (counted on the first read)."""
+def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]) -> Callable[..., Iterator[Any]]:
+    """Each call reads every spill again, through the late filters (counted on the first read);
+    ``signed=True`` yields (record, signature, sketch) from the signatures stage one stored."""
     passes = [0]
 
-    def read() -> Iterator[SourceFile]:
+    def read(signed: bool = False) -> Iterator[Any]:
         counting = passes[0] == 0
         passes[0] += 1
         for spill in spills:
-            for record in read_spill(spill):
+            sigs, sketches = read_signatures(spill) if signed else (None, None)
+            for position, record in enumerate(read_spill(spill)):
                 for step, stats in zip(late, late_stats, strict=True):
                     verdict = step.process(record)
                     if counting:
@@ -38,17 +40,21 @@ def reader(
                     if counting:
                         stats.kept += 1
                 else:
-                    yield record
+                    if signed:
+                        assert sigs is not None and sketches is not None
+                        yield record, sigs[position], sketches[position]
+                    else:
+                        yield record
 
     return read
 
 
-def _kept(records: Iterator[SourceFile], keep: list[bool]) -> Iterator[SourceFile]:
+def _kept(records: Iterator[Any], keep: list[bool]) -> Iterator[Any]:
     """The records that survived exact deduplication, in order."""
     return (record for record, kept in zip(records, keep, strict=True) if kept)
 
 
-def deduplicate(records: Callable[[], Iterator[SourceFile]], config: BuildConfig, report: Any,
+def deduplicate(records: Callable[..., Iterator[Any]], config: BuildConfig, report: Any,
                 show: Callable[[str, int, int], None], writer: ReleaseWriter) -> int:  # fmt: skip
     """Exact, near and repository-level dedup over every spilled record; the survivors go to
     ``writer``. Returns how many. Memory: per file a key and a sketch, never its content."""
@@ -59,12 +65,17 @@ def deduplicate(records: Callable[[], Iterator[SourceFile]], config: BuildConfig
     near = NearDeduplicator(config.minhash)
     total, done = sum(keep), 0
     blob_ids: list[str] = []  # of the kept records: a cluster is named after its survivor's blob
-    for record in _kept(records(), keep):
-        near.add(record.content, rank_key(record))
+    batch: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    for record, sig, sketch in _kept(records(signed=True), keep):
+        batch[0].append(sig)
+        batch[1].append(sketch)
+        batch[2].append(rank_key(record))
         blob_ids.append(record.blob_id)
         done += 1
-        if done % 1000 == 0 or done == total:
-            show("near dedup signatures", done, total)
+        if len(batch[2]) >= 10_000 or done == total:
+            near.extend(np.stack(batch[0]), batch[1], batch[2])
+            batch = ([], [], [])
+            show("near dedup", done, total)
     result = near.result()
     report.near_duplicates = len(result.survivors) - sum(result.survivors)
     report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs

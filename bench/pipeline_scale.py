@@ -1,0 +1,150 @@
+"""The dataset hub at scale, on real code (installed packages' source folders, one source per
+folder): throughput per core beside datatrove's MinHash dedup pipeline on the same files,
+speed-up from 1 to 2 workers with each executor, peak memory at 1x and 4x the corpus, and the
+cost per TB extrapolated from the measured per-core rate (linear in cores, as stage one is;
+the serial dedup stage is not part of that figure).
+
+    python bench/pipeline_scale.py [--packages sklearn pandas] [--no-datatrove] [--no-spark]
+
+Every build runs in its own process (clean peak RSS). 4x is every source; 1x every fourth
+source by size (so both hold sources of the same sizes, the largest included). datatrove (``pip install datatrove``) runs its four MinHash stages (signatures, buckets,
+clusters, filter) with one task on JSONL files holding exactly the texts our ingest admitted.
+Prints one line; the ratio is our whole pipeline's MB/s per core over datatrove's dedup alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = """
+import json, resource, sys, time
+from runstack.datasets_hub.build import Source, build
+spec = json.loads(sys.argv[1])
+stages = {}
+def show(stage, done, total):
+    stages.setdefault(stage, [time.perf_counter(), None])[1] = time.perf_counter()
+start = time.perf_counter()
+report = build([Source(p, repo_name=n) for p, n in spec["sources"]], spec["out"], "bench", workers=spec["workers"],
+               executor=spec["executor"], progress=show)
+wall = time.perf_counter() - start
+first = stages["read, detect, filter"]
+print(json.dumps({"wall": wall, "stage_one": first[1] - first[0], "files_in": report.files_in,
+                  "files_out": report.files_out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+DATATROVE = """
+import sys, time
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+data, work = sys.argv[1], sys.argv[2]
+config = MinhashConfig()
+start = time.perf_counter()
+LocalPipelineExecutor([JsonlReader(data), MinhashDedupSignature(f"{work}/sigs", config=config)], tasks=1, workers=1,
+                      logging_dir=f"{work}/logs1").run()
+LocalPipelineExecutor([MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=config)],
+                      tasks=config.num_buckets, workers=1, logging_dir=f"{work}/logs2").run()
+LocalPipelineExecutor([MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=config)], tasks=1, workers=1,
+                      logging_dir=f"{work}/logs3").run()
+LocalPipelineExecutor([JsonlReader(data), MinhashDedupFilter(f"{work}/remove"), JsonlWriter(f"{work}/out")], tasks=1,
+                      workers=1, logging_dir=f"{work}/logs4").run()
+print(time.perf_counter() - start)
+"""
+
+
+def _folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and p.name != "__pycache__")
+
+
+def sources_of(packages: list[str]) -> list[tuple[str, str]]:
+    """One source per folder two levels under each package (the folder itself when it has none),
+    as a corpus of many repositories of varied sizes would give."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    out = []
+    for package in packages:
+        for sub in _folders(site / package):
+            for leaf in _folders(sub) or [sub]:
+                out.append(
+                    (str(leaf), f"pypi/{package}.{leaf.relative_to(site / package).as_posix().replace('/', '.')}")
+                )
+    return out
+
+
+def admitted(sources: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+    from runstack.datasets_hub.ingest import Ingest
+
+    ingest, texts = Ingest(), []
+    for path, name in sources:
+        texts += [(f"{r.repo_name}/{r.path}", r.content) for r in ingest.read(path, name)]
+    return sum(len(t.encode()) for _, t in texts), texts
+
+
+def child(sources: list[tuple[str, str]], out: Path, workers: int = 1, executor: str = "local") -> dict:
+    spec = json.dumps({"sources": sources, "out": str(out), "workers": workers, "executor": executor})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", CHILD, spec], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"build failed ({executor}, {workers}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", nargs="+", default=["sklearn", "pandas"])
+    parser.add_argument("--no-datatrove", action="store_true")
+    parser.add_argument("--no-spark", action="store_true")
+    args = parser.parse_args()
+    every = sources_of(args.packages)
+    from runstack.datasets_hub.build import _size
+
+    by_size = sorted(every, key=lambda s: -_size(s[0]))
+    quarter = sorted(by_size[::4])  # the same spread of source sizes, a quarter of them
+    size4, texts = admitted(every)
+    size1, _ = admitted(quarter)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        one = child(quarter, root / "q")
+        base = child(every, root / "l1")
+        rate = size4 / 1e6 / base["wall"]
+        speedups = {}
+        executors = ["local", "dask", *([] if args.no_spark else ["spark"])]
+        for executor in executors:
+            single = base if executor == "local" else child(every, root / f"{executor}1", 1, executor)
+            double = child(every, root / f"{executor}2", 2, executor)
+            speedups[executor] = (single["stage_one"] / double["stage_one"], single["wall"] / double["wall"])
+        peer = ""
+        if not args.no_datatrove:
+            data = root / "jsonl"
+            data.mkdir()
+            with open(data / "corpus.jsonl", "w") as handle:
+                for key, text in texts:
+                    handle.write(json.dumps({"id": key, "text": text}) + "\n")
+            done = subprocess.run([sys.executable, "-c", DATATROVE, str(data), str(root / "dt")], capture_output=True,
+                                  text=True, check=False)  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(f"datatrove failed: {done.stderr[-2000:]}")
+            peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
+            peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
+    core_hours = 1e6 / rate / 3600  # per TB
+    parallel = ", ".join(f"{name} {s1:.2f}x stage one / {whole:.2f}x whole" for name, (s1, whole) in speedups.items())
+    print(f"pipeline_scale: {size4 / 1e6:.0f} MB, {len(every)} sources: whole pipeline {rate:.2f} MB/s per core"
+          f"{peer} | 1 -> 2 workers: {parallel} | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
+          f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x | "
+          f"per TB: {core_hours:,.0f} core-hours (${core_hours * 0.04:,.0f} at $0.04 per core-hour; "
+          f"{core_hours * 60 / (100 * 32):.0f} min on 100 machines x 32 cores)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
