@@ -94,7 +94,7 @@ def bench_hub(session: nox.Session) -> None:
     """The code-dataset hub's benchmarks (needs the datasets extra and the frameworks' sources)."""
     _install(session, "datasets,transformers,scancode,dask,spark,dev")
     # datatrove, the peer of pipeline_scale; its xxhash wrapper hashes str, which xxhash 4 refuses.
-    session.install("datatrove", "orjson", "spacy", "xxhash<4")
+    session.install("datatrove", "orjson", "spacy", "xxhash<4", "credsweeper")
     for script in (
         "pipeline_scale",
         "minhash_throughput",

@@ -3,7 +3,8 @@
 For every distribution in this environment with both a declared licence (License-Expression,
 License, or an OSI classifier) and a licence file in its metadata folder, runstack's
 detector reads only the licence file; the declared licence, normalised to SPDX, is the
-baseline it is compared with in the same run.
+baseline it is compared with in the same run. A declaration of only "BSD" does not say which
+BSD licence: there, reading one BSD-n-Clause licence counts as agreeing (and is counted).
 
     python bench/license_agreement.py
 
@@ -25,6 +26,18 @@ CLASSIFIER_IDS = {"MIT License": "MIT", "Apache Software License": "Apache-2.0",
                   "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0", "The Unlicense (Unlicense)": "Unlicense",
                   "GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
                   "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only"}  # fmt: skip
+
+
+BARE_BSD = re.compile(r"(?i)^\s*(?:new |simplified |modified )?bsd(?: license)?\s*$")
+BSD_FAMILY = {"BSD-2-Clause", "BSD-3-Clause"}
+
+
+def bare_bsd(dist: metadata.Distribution) -> bool:
+    """A declaration that says only "BSD": it does not say which BSD licence the file holds."""
+    meta = dist.metadata
+    value = meta.get("License-Expression") or meta.get("License") or ""
+    classifiers = [m.group(1) for c in meta.get_all("Classifier") or [] if (m := CLASSIFIER.match(c))]
+    return bool(BARE_BSD.match(value)) or (not value and classifiers == ["BSD License"])
 
 
 def declared(dist: metadata.Distribution) -> set[str]:
@@ -82,7 +95,7 @@ def main() -> None:
             print("license_agreement: scancode backend skipped (pip install '.[scancode]')")
     parts = []
     for backend in backends:
-        compared = agree = overlap = undetected = 0
+        compared = agree = overlap = undetected = bare = 0
         seen: set[str] = set()
         for dist in metadata.distributions():
             if dist.metadata["Name"] in seen:  # a distribution found on two search paths counts once
@@ -93,10 +106,13 @@ def main() -> None:
                 continue
             compared += 1
             undetected += not ours
-            agree += ours == truth
+            family = bare_bsd(dist) and len(ours) == 1 and ours <= BSD_FAMILY
+            bare += family and ours != truth
+            agree += ours == truth or family
             overlap += bool(ours & truth)
-        parts.append(f"{backend}: {agree} of {compared} agree exactly ({100 * agree / compared:.1f}%), {overlap} share a "
-                     f"licence ({100 * overlap / compared:.1f}%), {undetected} unrecognised")  # fmt: skip
+        parts.append(f"{backend}: {agree} of {compared} agree exactly ({100 * agree / compared:.1f}%; {bare} declared "
+                     f"only 'BSD' and read as one BSD licence), {overlap} share a licence "
+                     f"({100 * overlap / compared:.1f}%), {undetected} unrecognised")  # fmt: skip
     print("license_agreement: " + " | ".join(parts) + " | declared metadata as the baseline")
 
 

@@ -6,8 +6,9 @@ Corpus: every .py file of the standard library and installed packages up to ``--
 out). Damage: the share of lines a redactor changes in that corpus, with a sample of changed
 lines. Recall: ``--files`` random files of it, each with one planted item of every kind (tokens
 drawn at random per file), counted per kind. Candidates side by side, in the same run:
-runstack balanced (the default), runstack strict, and detect-secrets used as documented (file
-scanning with its default plugins and filters). Prints one summary line per candidate and the
+runstack balanced (the default), runstack strict, detect-secrets used as documented (file
+scanning with its default plugins and filters) and CredSweeper (its rules, filters and ML
+validation; ``pip install credsweeper``). Prints one summary line per candidate and the
 changed-line sample of the default.
 """
 
@@ -104,6 +105,37 @@ class DetectSecrets:
         return text
 
 
+class CredSweeperScan:
+    """CredSweeper (Samsung) as documented: scan a file's lines with its rules and filters, then
+    its ML validation (``post_processing``) over the candidates; every value it reports is replaced."""
+
+    name = "credsweeper"
+
+    def __init__(self) -> None:
+        import logging
+
+        from credsweeper import CredSweeper
+
+        logging.getLogger("credsweeper").setLevel(logging.ERROR)
+        self.make = CredSweeper
+
+    def __call__(self, text: str) -> str:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from credsweeper.file_handler.string_content_provider import StringContentProvider
+
+            sweeper = self.make()  # a fresh one per file: its credential manager accumulates
+            sweeper.scan([StringContentProvider(text.split("\n"), file_path="f.py")], None)
+            sweeper.post_processing(None)
+        values = sorted({ld.value for c in sweeper.credential_manager.get_credentials() for ld in c.line_data_list
+                         if ld.value}, key=len, reverse=True)  # fmt: skip
+        for value in values:
+            text = text.replace(value, "<SECRET>")
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=30)
@@ -113,6 +145,10 @@ def main() -> None:
     size = sum(len(t.encode()) for _, t in files)
     candidates = {"runstack balanced": lambda t: redact(t, "balanced")[0],
                   "runstack strict": lambda t: redact(t, "strict")[0], "detect-secrets": DetectSecrets()}  # fmt: skip
+    try:
+        candidates["credsweeper"] = CredSweeperScan()
+    except ImportError:
+        print("credsweeper is not installed (pip install credsweeper): measured without it")
     rng = random.Random(0)
     sample = rng.sample(files, min(args.files, len(files)))
     planted = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import textwrap
 import tarfile
 import zipfile
 
@@ -276,3 +277,33 @@ def test_both_licence_backends_read_real_licence_files(backend):
     (mod,) = [r for r in step.run(records) if r.path == "p/mod.py"]
     assert mod.detected_licenses == ["Apache-2.0", "BSD-2-Clause"] and mod.license_type == "permissive"
     assert mod.license_evidence[0]["expression"] == "Apache-2.0 OR BSD-2-Clause"
+
+
+def test_licence_texts_in_the_forms_real_packages_ship():
+    from runstack.datasets_hub.licenses import read_license_file
+
+    mit_body = ("Permission is hereby granted, free of charge, to any person obtaining a copy of this software, "
+                "subject to the following conditions: The above copyright notice shall be included.")  # fmt: skip
+    commented = "\n".join("# " + line for line in ["Copyright (c) nexB", *textwrap.wrap(mit_body, 30)])
+    assert read_license_file(commented)[0] == ["MIT"]  # pasted as comment lines
+    isc = ("Permission to use, copy, modify, and/or distribute this software for any purpose with or without fee is "
+           "hereby granted, provided that the above copyright notice and this permission notice appear in all copies.")  # fmt: skip
+    zero_bsd = "Permission to use, copy, modify, and/or distribute this software for any purpose with or without fee is hereby granted."
+    assert read_license_file(isc)[0] == ["ISC"] and read_license_file(zero_bsd)[0] == ["0BSD"]
+    variant = ("Redistribution and use in source and binary forms, with or without modification, are permitted ... "
+               "The name of the author may not be used to endorse or promote products derived from this software.")  # fmt: skip
+    assert read_license_file(variant)[0] == ["BSD-3-Clause"]
+    preamble = ("NOTE: Portions of this project's code are copyrighted by several parties.\nAll parties provide their "
+                "portions of the code under the 3-clause BSD license, found below.\n---\n" + variant)  # fmt: skip
+    assert read_license_file(preamble)[0] == ["BSD-3-Clause"]
+    gpl_mentioning_lgpl = (GPL + "\n" + "x " * 400 + "\nIf this is what you want to do, use the GNU Lesser General "
+                           "Public License instead of this License. Version 3, 29 June 2007")  # fmt: skip
+    assert read_license_file(gpl_mentioning_lgpl)[0] == ["GPL-3.0-only"]
+    notice = "# Copyright (c) nexB Inc.\n# SPDX-License-Identifier: Apache-2.0\n# See the LICENSE file.\n"
+    assert read_license_file(notice)[0] == ["Apache-2.0"]
+
+
+def test_a_licence_file_named_after_bundled_code_does_not_decide_the_folder():
+    found = _licences({"LICENCE.rst": MIT, "LICENCE.python": "This module includes code from the Python standard "
+                       "library; either of the licenses below applies at your option.\n" + GPL, "a.py": "a = 1\n"})  # fmt: skip
+    assert found["a.py"] == (["MIT"], "permissive")

@@ -27,6 +27,7 @@ _DUAL = re.compile(r"(?i)dual[- ]licen[cs]ed|\*?either\*? (?:of )?the (?:followi
                    r"(?:option|choice)|choose (?:either|between|one of)|licen[cs]ed under (?:either|both)")  # fmt: skip
 _BUNDLED = re.compile(r"(?im)^.*\b(?:third[- ]party|bundle[sd]?|vendored|included (?:software|libraries)|"
                       r"incorporates|redistributes|portions of|different licen[cs]es?|taken from)\b.*$")  # fmt: skip
+_PORTIONS = re.compile(r"(?i)\bportions of\b")
 # A licence file named after another project (LICENSE-antlr4, DATEUTIL_LICENSE, LICENSE_THIRD_PARTY) states the
 # licence of that part; the folder's own licence is its plainly named file when there is one.
 _PLAIN_NAME = re.compile(r"(?i)^(?:licen[cs]es?|copying|unlicense)(?:\.(?:txt|md|rst|markdown)|[-_.](?:apache[-\w.]*|"
@@ -79,6 +80,8 @@ SIGNATURES: list[tuple[str, tuple[str, ...]]] = [
     ("CNRI-Python", ("cnri license agreement",)),
     ("CNRI-Python", ("cnri's python 1.6",)),
     ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
+    # The third clause, however its wording names the holders ("neither the name", "the name of the author").
+    ("BSD-3-Clause", ("redistribution and use in source and binary forms", "endorse or promote products derived")),
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
     ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
     ("Zlib", ("altered source versions must be plainly marked",)),
@@ -124,21 +127,38 @@ def normalise_uncached(text: str) -> list[str]:
     return sorted({str(symbol.key) for symbol in licensing.license_symbols(parsed)})
 
 
+_COMMENT = re.compile(r"(?m)^[ \t]*(?:#+|//+|\*+(?!\*)|;+|--)[ \t]?")
+
+
+def _fold(text: str) -> str:
+    """Lower case, comment markers at line starts removed (a licence pasted as ``# ...`` lines),
+    white space folded."""
+    return " ".join(_COMMENT.sub("", text.lower()).split())
+
+
+def _folded_length(text: str) -> int:
+    return len(_fold(text))
+
+
 def match_all(text: str) -> list[tuple[str, str, int]]:
     """Every licence text in ``text`` as (SPDX id, matched phrase, position), in order."""
-    folded = " ".join(text.lower().split())
+    folded = _fold(text)
     found: dict[str, tuple[str, str, int]] = {}
     for spdx, phrases in SIGNATURES:
         places = [folded.find(p) for p in phrases]
         if min(places) >= 0 and (spdx not in found or places[0] < found[spdx][2]):
             found[spdx] = (spdx, phrases[0], places[0])
     for specific, generic in _SUBSUMES.items():
-        if specific in found:
-            for name in generic:
-                found.pop(name, None)
+        # The LGPL quotes the GPL, and the GPL mentions the LGPL: of such a pair, the text that begins first is it.
+        for name in generic:
+            if specific in found and name in found:
+                found.pop(name if found[specific][2] <= found[name][2] else specific)
     if "MIT" in found and "subject to the following conditions" not in folded:
         entry = found.pop("MIT")  # MIT without the attribution clause
         found["MIT-0"] = ("MIT-0", entry[1], entry[2])
+    if "ISC" in found and "provided that the above copyright notice" not in folded:
+        entry = found.pop("ISC")  # ISC without the attribution clause
+        found["0BSD"] = ("0BSD", entry[1], entry[2])
     return sorted(found.values(), key=lambda f: f[2])
 
 
@@ -152,8 +172,12 @@ def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], b
     own = text
     first = match_all(text)
     if first:
-        start = " ".join(text.split())[: first[0][2]]
-        cut = next((m.start() for m in _BUNDLED.finditer(text) if m.start() > len(start) // 2), None)
+        # A bundled-code heading ends the project's own licence; before the first licence text only a
+        # heading close to it counts (a preamble saying which "portions of" the code it covers does not).
+        starts = first[0][2]
+        cut = next((m.start() for m in _BUNDLED.finditer(text)
+                    if (position := _folded_length(text[: m.start()])) > starts
+                    or (position > starts // 2 and not _PORTIONS.search(m.group(0)))), None)  # fmt: skip
         if cut is not None:
             own = text[:cut]
     dual = _DUAL.search(own) is not None
@@ -165,6 +189,8 @@ def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], b
         ids = list(dict.fromkeys(i for e in expressions for i in normalise(e) or [e]))
     else:
         ids = [f[0] for f in match_all(own)]
+    if not ids:  # a NOTICE that only states identifiers
+        ids = list(dict.fromkeys(i for e in SPDX_HEADER.findall(own) for i in normalise(e)))
     pointers = [p.rstrip(".") for p in re.findall(r"(?i)\b((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)]
     return ids, dual, pointers
 
@@ -249,7 +275,7 @@ class LicenseIndex:
 
     def folder_evidence(self, folder: str) -> list[dict[str, Any]]:
         files = self.files.get(folder, [])
-        plain = [f for f in files if _PLAIN_NAME.match(posixpath.basename(f[0])) and f[1] or f[2]]
+        plain = [f for f in files if _PLAIN_NAME.match(posixpath.basename(f[0])) and (f[1] or f[2])]
         if plain:  # the folder's own licence; files named after other projects describe those parts only
             named = {posixpath.basename(p).lower() for f in plain for p in f[3]}
             files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named]
