@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import random
-import textwrap
 import tarfile
+import textwrap
 import zipfile
 
 import numpy as np
