@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,22 +15,10 @@ import pytest
 
 import runstack
 from runstack.errors import AuthError, RunNotFoundError
+from tests.httpcall import call
 
 JOB = str(Path(__file__).parent / "client_job.py")
 pytestmark = pytest.mark.slow
-
-
-def call(url, method="GET", key=None, body=None, cookie=None, headers=None):
-    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    if cookie:
-        request.add_header("Cookie", f"runstack_key={cookie}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @pytest.fixture

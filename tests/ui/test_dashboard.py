@@ -8,26 +8,17 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 
 import runstack
+from tests.httpcall import call
 
 from ..conftest import ROOT
 from .conftest import open_page
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @pytest.fixture
@@ -72,7 +63,7 @@ def test_every_page_loads_without_console_errors(serve, page, store_dir, runs):
     for path in ("/", "/projects/vision", f"/runs/{runs['run0']}", f"/compare?runs={runs['run0']},{runs['run1']}"):
         open_page(page, url + path)
         assert page.console_errors == [], (path, page.console_errors)
-    status, body = _get(url + "/api/openapi.json")
+    status, body = call(url + "/api/openapi.json")
     assert status == 200 and "/api/runs/{run_id}/history" in json.loads(body)["paths"]
 
 
@@ -161,7 +152,7 @@ def test_hostile_text_renders_as_text_and_html_media_stays_in_its_sandbox(serve,
                                   "/api/media/catalog.db", "/static/../catalog.db", "/api/runs/..%2F..",
                                   "/api/media/" + "a" * 64])  # fmt: skip
 def test_nothing_outside_the_media_store_is_served(serve, store_dir, runs, path):
-    status, body = _get(serve(store_dir) + path)
+    status, body = call(serve(store_dir) + path)
     assert status == 404 and b"SQLite" not in body
 
 
@@ -169,7 +160,7 @@ def test_a_missing_store_gives_a_clear_page(serve, page, tmp_path):
     url = serve(tmp_path / "nowhere")
     page.goto(url + "/")
     assert "no store here" in page.inner_text("#missing")
-    status, body = _get(url + "/api/projects")
+    status, body = call(url + "/api/projects")
     assert status == 404 and b"Traceback" not in body and not (tmp_path / "nowhere").exists()
 
 
@@ -204,10 +195,10 @@ def test_a_million_point_chart_renders_from_a_downsampled_series_with_its_spike(
         run.log({"loss": 1.0 if i != 654_321 else 50.0})
     run.finish()
     url = serve(store_dir)
-    status, body = _get(url + "/api/runs/big/history?key=loss&points=2000")
+    status, body = call(url + "/api/runs/big/history?key=loss&points=2000")
     series = json.loads(body)
     assert status == 200 and series["total"] == 1_000_000 and len(series["y"]) <= 2000 and max(series["y"]) == 50.0
-    zoom = json.loads(_get(url + "/api/runs/big/history?key=loss&min=654000&max=654600")[1])
+    zoom = json.loads(call(url + "/api/runs/big/history?key=loss&min=654000&max=654600")[1])
     assert len(zoom["y"]) == 601 and not zoom["downsampled"]  # the visible range at full resolution
     open_page(page, url + "/runs/big")
     assert page.evaluate("Math.max(...window.__charts['loss'].data[1])") == 50.0
@@ -230,7 +221,7 @@ def test_runstack_ui_serves_loopback_and_stops_cleanly_on_ctrl_c(store_dir, runs
     line = proc.stdout.readline()
     assert line.startswith("runstack ui: http://127.0.0.1:"), line + proc.stderr.read()
     url = line.split()[2]
-    assert _get(url + "api/projects")[0] == 200
+    assert call(url + "api/projects")[0] == 200
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0 and "Traceback" not in proc.stderr.read()
 
