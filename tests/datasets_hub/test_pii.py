@@ -139,3 +139,21 @@ def test_the_step_keeps_the_original_blob_id_and_the_published_length():
     (out,) = list(step.run([record]))
     assert out.blob_id == "b" * 40 and out.content == "db_password = '<PASSWORD>'\n"
     assert out.length_bytes == len(out.content) and out.pii == [{"kind": "password_assignment", "start": 15, "end": 25}]
+
+
+def test_scanning_only_candidate_lines_finds_what_a_full_scan_finds(monkeypatch):
+    import runstack.datasets_hub.pii as pii
+
+    texts = [
+        'db = "mysql://root:p4ss!w0rd#9x@db.acme-corp.io/app"\nx = 1\n',
+        "contact = 'ops.team@acme-tools.io'  # phone: +1 415 555 0134\n@decorator\ndef f(): pass\n",
+        "İstanbul İzmir\nsecret_token = 'Zx9vQ2mN7pL4kR8sT1wY'\napi_key=\n  \"Zx9vQ2mN7pL4kR8sT1wY5\"\n",
+        "card 4111 1111 1111 1111 and ip 93.184.216.34 or 2001:4860:4860::8888\n" * 3,
+        "PRIVATE_KEY = 'Zx9vQ2mN7pL4kR8sT1wYaa'; access_key: 'Qw8eR7tY6uI5oP4aS3dF'\n",
+    ]
+    fast = [pii.find_spans(t, mode) for t in texts for mode in ("balanced", "strict")]
+    monkeypatch.setattr(pii, "_matches", lambda d, text, haystack: d.pattern.finditer(text))
+    full = [pii.find_spans(t, mode) for t in texts for mode in ("balanced", "strict")]
+    assert fast == full
+    assert any(kind == "email" for spans in fast for _, _, kind, _ in spans)
+    assert any(kind == "secret_assignment" for spans in fast for _, _, kind, _ in spans)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runstack.datasets_hub.pipeline import PipelineStep
@@ -29,6 +30,49 @@ from runstack.errors import InvalidArgumentError
 
 MODES = ("strict", "balanced", "off")
 _CONTEXT = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|bearer")
+
+
+def _lines(text: str, positions: Iterable[int]) -> list[tuple[int, int]]:
+    """The (start, end) of each line holding one of ``positions``, in order, once each."""
+    out: list[tuple[int, int]] = []
+    for position in sorted(positions):
+        if out and position <= out[-1][1]:
+            continue
+        end = text.find("\n", position)
+        out.append((text.rfind("\n", 0, position) + 1, len(text) if end < 0 else end))
+    return out
+
+
+def _matches(detector: Any, text: str, haystack: str) -> Iterator[re.Match[str]]:
+    """The detector's matches: over the whole text, or, for a detector whose matches stay on one
+    line and hold a needle or a prefilter match, over just the lines that do."""
+    if not (detector.line or detector.lead >= 0) or len(haystack) != len(text):  # lower() changed a length
+        yield from detector.pattern.finditer(text)
+        return
+    if detector.lead >= 0:  # matches begin just before a needle: try a match at those few places only
+        tried: set[int] = set()
+        for needle in detector.needs:
+            at = haystack.find(needle)
+            while at >= 0:
+                for start in range(max(0, at - detector.lead), at + 1):
+                    if start not in tried:
+                        tried.add(start)
+                        found = detector.pattern.match(text, start)
+                        if found is not None:
+                            yield found
+                at = haystack.find(needle, at + 1)
+        return
+    if detector.needs:
+        positions: list[int] = []
+        for needle in detector.needs:
+            at = haystack.find(needle)
+            while at >= 0:
+                positions.append(at)
+                at = haystack.find(needle, at + 1)
+    else:
+        positions = [m.start() for m in detector.prefilter.finditer(text)]
+    for start, end in _lines(text, positions):
+        yield from detector.pattern.finditer(text, start, end)
 
 
 def find_spans(
@@ -43,15 +87,16 @@ def find_spans(
             continue
         if detector.strict_only and mode != "strict" and not _CONTEXT.search(text):
             continue
+        haystack = text
         if detector.needs:  # a substring test rules most files out at C speed
             if detector.lower and lowered is None:
                 lowered = text.lower()
-            haystack = lowered if detector.lower else text
-            if not any(n in haystack for n in detector.needs):  # type: ignore[operator]
+            haystack = lowered if detector.lower else text  # type: ignore[assignment]
+            if not any(n in haystack for n in detector.needs):
                 continue
         if detector.prefilter is not None and not detector.prefilter.search(text):
             continue
-        for match in detector.pattern.finditer(text):
+        for match in _matches(detector, text, haystack):
             group = "s" if "s" in detector.pattern.groupindex and match.group("s") is not None else 0
             value = match.group(group)
             if detector.check is not None and not detector.check(value, match):

@@ -25,6 +25,8 @@ class Detector:
     needs: tuple[str, ...] = ()  # the pattern can only match a text holding one of these (lowercased when ``lower``)
     lower: bool = False
     prefilter: re.Pattern[str] | None = None  # a cheap pattern every match also matches
+    line: bool = False  # a match never spans lines, and holds its needle or prefilter match: scan only those lines
+    lead: int = -1  # every match starts at most this many characters before a needle: try only there
 
 
 PLACEHOLDERS = re.compile(
@@ -165,21 +167,21 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("openai_key", "KEY", re.compile(r"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed_token, needs=('sk-',)),
     Detector("jwt", "KEY", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), needs=('eyJ',)),
     Detector("url_password", "PASSWORD", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'\"`]{1,64}:(?P<s>[^\s'\"`]{3,128}?)@(?P<host>[\w.-]*\w)"),
-             _url_password, needs=('://',)),
+             _url_password, needs=('://',), line=True),
     Detector("password_assignment", "PASSWORD", re.compile(r"(?i)(?:passw(?:or)?d|pwd|passphrase)[\w-]*[\"']?\s*(?::=|=|:|=>)\s*"
                                                            + _Q + r"(?P<s>[^'\"`\s]{4,128})(?P=q)"), _assigned_secret, needs=('passw', 'pwd', 'passphrase'), lower=True),
     Detector("secret_assignment", "KEY", re.compile(r"(?i)(?:secret|token|api_?key|apikey|access_?key|auth_?key|private_?key|credential)[\w-]*[\"']?\s*(?::=|=|:|=>)\s*"
-                                                    + _Q + r"(?P<s>[^'\"`\s]{12,256})(?P=q)"), _assigned_secret, needs=('secret', 'token', 'key', 'credential'), lower=True),
+                                                    + _Q + r"(?P<s>[^'\"`\s]{12,256})(?P=q)"), _assigned_secret, needs=('secret', 'token', 'key', 'credential'), lower=True, lead=8),
     Detector("env_secret", "PASSWORD", re.compile(r"(?m)^\s*(?:export\s+)?[A-Z0-9_]*(?:PASS|PASSWORD|PWD|SECRET|TOKEN|API_KEY|APIKEY)[A-Z0-9_]*=(?P<s>[^\s'\"#]{6,128})\s*$"),
              _secret_value, needs=('PASS', 'SECRET', 'TOKEN', 'API_KEY', 'APIKEY', 'PWD')),
-    Detector("email", "EMAIL", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"), _email, needs=('@',)),
+    Detector("email", "EMAIL", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"), _email, needs=('@',), line=True),
     Detector("ipv4", "IP_ADDRESS", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d])"), _public_ipv4,
-             prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")),
+             prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"), line=True),
     Detector("ipv6", "IP_ADDRESS", re.compile(r"(?<![\w:.])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])"), _public_ipv6,
-             prefilter=re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:")),
+             prefilter=re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:"), line=True),
     Detector("credit_card", "CREDIT_CARD", re.compile(r"(?<![\d-])(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d{2})|35\d{2})(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?(?![\d-])"),
-             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}")),
-    Detector("phone", "PHONE", re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b[^\n\d+]{0,12}(?P<s>\+?\d[\d ().-]{7,18}\d)"), needs=('phone', 'tel', 'mobile', 'cell', 'fax', 'whatsapp'), lower=True),
+             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}"), line=True),
+    Detector("phone", "PHONE", re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b[^\n\d+]{0,12}(?P<s>\+?\d[\d ().-]{7,18}\d)"), needs=('phone', 'tel', 'mobile', 'cell', 'fax', 'whatsapp'), lower=True, line=True),
     Detector("high_entropy_string", "KEY", re.compile(_Q + r"(?P<s>[A-Za-z0-9+/=_-]{24,256})(?P=q)"), _high_entropy, strict_only=True),
 )  # fmt: skip
 KINDS = tuple(d.kind for d in DETECTORS)
