@@ -8,7 +8,6 @@ Rows are spooled to disk by language and only their sort keys stay in memory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -21,6 +20,8 @@ from typing import Any
 from runstack.datasets_hub.record import COLUMNS, SCHEMA
 
 MANIFEST = "manifest.json"
+# A Parquet row group holds at most this many rows or (about) this much content: what memory holds while writing.
+ROW_GROUP, ROW_GROUP_BYTES = 1000, 8 << 20
 
 
 def _schema() -> Any:
@@ -36,7 +37,9 @@ def config_name(language: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    from runstack.core.blobs import sha256_file
+
+    return sha256_file(path)[0]
 
 
 def tool_versions() -> dict[str, str]:
@@ -88,16 +91,24 @@ class ReleaseWriter:
                 name = config_name(language)
                 total = max(1, -(-len(keys) // self.shard_rows))
                 for index in range(total):
-                    part = []
-                    for *_, offset in keys[index * self.shard_rows : (index + 1) * self.shard_rows]:
-                        handle.seek(offset)
-                        part.append(pickle.load(handle))
+                    chosen = keys[index * self.shard_rows : (index + 1) * self.shard_rows]
                     path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(pa.Table.from_pylist(part, schema=_schema()), path, compression="zstd",
-                                   row_group_size=1000)  # fmt: skip
+                    # One row group at a time, whatever the shard's size.
+                    with pq.ParquetWriter(path, _schema(), compression="zstd") as parquet:
+                        part: list[dict[str, Any]] = []
+                        size = 0
+                        for position, (*_, offset) in enumerate(chosen):
+                            handle.seek(offset)
+                            part.append(pickle.load(handle))
+                            size += len(part[-1]["content"])
+                            if len(part) == ROW_GROUP or size >= ROW_GROUP_BYTES or position == len(chosen) - 1:
+                                parquet.write_table(
+                                    pa.Table.from_pylist(part, schema=_schema()), row_group_size=len(part)
+                                )
+                                part, size = [], 0
                     shards.append({"path": path.relative_to(self.out).as_posix(), "config": name, "language": language,
-                                   "rows": len(part), "bytes": path.stat().st_size, "sha256": _sha256(path)})  # fmt: skip
+                                   "rows": len(chosen), "bytes": path.stat().st_size, "sha256": _sha256(path)})  # fmt: skip
         finally:
             for handle in self.files.values():
                 handle.close()
