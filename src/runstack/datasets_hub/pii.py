@@ -94,8 +94,8 @@ def find_spans(
             haystack = lowered if detector.lower else text  # type: ignore[assignment]
             if not any(n in haystack for n in detector.needs):
                 continue
-        if detector.prefilter is not None and not detector.prefilter.search(text):
-            continue
+        if detector.prefilter is not None and not detector.line and not detector.prefilter.search(text):
+            continue  # (a line detector runs its prefilter once, to find its lines)
         for match in _matches(detector, text, haystack):
             group = "s" if "s" in detector.pattern.groupindex and match.group("s") is not None else 0
             value = match.group(group)
