@@ -45,7 +45,12 @@ def register(main: click.Group, console: Any) -> None:
     @click.option("--version", "version", required=True, help="Dataset version, e.g. v1.")
     @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="Build settings (TOML or JSON).")  # fmt: skip
-    @click.option("--workers", default=1, show_default=True, help="Processes for the per-source stage.")
+    @click.option(
+        "--workers",
+        default=1,
+        show_default=True,
+        help="Workers for the per-source stage (processes, Dask workers or Spark cores).",
+    )
     @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
     @click.option(
         "--repo-dedup",

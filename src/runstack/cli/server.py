@@ -35,7 +35,7 @@ def register(main: click.Group, dir_option: Any, console: Any) -> None:
     @main.group("server", invoke_without_command=True)
     @click.option("--db", envvar="RUNSTACK_SERVER_DB", default=None, help="PostgreSQL URL ($RUNSTACK_SERVER_DB).")
     @click.option("--storage", envvar="RUNSTACK_SERVER_STORAGE", default=None,
-                  help="Folder for media and artifact files ($RUNSTACK_SERVER_STORAGE).")  # fmt: skip
+                  help="Folder or fsspec URL (s3://...) for media and artifact files ($RUNSTACK_SERVER_STORAGE).")  # fmt: skip
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
     @click.option("--port", default=8080, show_default=True, help="Port (0 picks a free one).")
     @click.option("--no-auth", is_flag=True, help="Let requests without a key read (loopback only); writes still "
