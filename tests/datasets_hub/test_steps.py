@@ -307,3 +307,18 @@ def test_a_licence_file_named_after_bundled_code_does_not_decide_the_folder():
     found = _licences({"LICENCE.rst": MIT, "LICENCE.python": "This module includes code from the Python standard "
                        "library; either of the licenses below applies at your option.\n" + GPL, "a.py": "a = 1\n"})  # fmt: skip
     assert found["a.py"] == (["MIT"], "permissive")
+
+
+def test_mit_wording_is_not_a_bundling_heading_and_a_rule_ends_the_project_licence():
+    from runstack.datasets_hub.licenses import read_license_file
+
+    bsd3 = ("Redistribution and use in source and binary forms, with or without modification, are permitted. Neither "
+            "the name of the copyright holder may be used to endorse or promote products derived from this software.")  # fmt: skip
+    # debian_inspector's NOTICE: MIT then BSD-3, both the project's; "substantial portions" is MIT's own wording
+    both = MIT + "\nincluded in all copies or substantial portions of the Software.\n\n" + bsd3
+    assert read_license_file(both)[0] == ["MIT", "BSD-3-Clause"]
+    # pillow's LICENSE: the project's licence, a rule, then the licences of libraries its wheels bundle
+    bundled = MIT + "\n\n----\n\nAOM\n\n" + bsd3 + "\n\n----\n\nFreeType\n\n" + GPL
+    assert read_license_file(bundled)[0] == ["MIT"]
+    titled = "MIT License\n-----------\n\n" + MIT  # a title's underline is not a rule
+    assert read_license_file(titled)[0] == ["MIT"]

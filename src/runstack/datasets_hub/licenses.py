@@ -28,6 +28,10 @@ _DUAL = re.compile(r"(?i)dual[- ]licen[cs]ed|\*?either\*? (?:of )?the (?:followi
 _BUNDLED = re.compile(r"(?im)^.*\b(?:third[- ]party|bundle[sd]?|vendored|included (?:software|libraries)|"
                       r"incorporates|redistributes|portions of|different licen[cs]es?|taken from)\b.*$")  # fmt: skip
 _PORTIONS = re.compile(r"(?i)\bportions of\b")
+# A horizontal rule on its own, after a blank line (not a title's underline).
+_RULE = re.compile(r"(?m)^[ \t]*\n[ \t]*[-=*_]{4,}[ \t]*$")
+# Licence texts' own words that look like a heading: MIT's "substantial portions of the Software".
+_BOILERPLATE = re.compile(r"(?i)substantial portions of the software")
 # A licence file named after another project (LICENSE-antlr4, DATEUTIL_LICENSE, LICENSE_THIRD_PARTY) states the
 # licence of that part; the folder's own licence is its plainly named file when there is one.
 _PLAIN_NAME = re.compile(r"(?i)^(?:licen[cs]es?|copying|unlicense)(?:\.(?:txt|md|rst|markdown)|[-_.](?:apache[-\w.]*|"
@@ -176,10 +180,15 @@ def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], b
         # heading close to it counts (a preamble saying which "portions of" the code it covers does not).
         starts = first[0][2]
         cut = next((m.start() for m in _BUNDLED.finditer(text)
-                    if (position := _folded_length(text[: m.start()])) > starts
-                    or (position > starts // 2 and not _PORTIONS.search(m.group(0)))), None)  # fmt: skip
+                    if not _BOILERPLATE.search(m.group(0))
+                    and ((position := _folded_length(text[: m.start()])) > starts
+                         or (position > starts // 2 and not _PORTIONS.search(m.group(0))))), None)  # fmt: skip
         if cut is not None:
             own = text[:cut]
+        if _DUAL.search(own) is None:  # a rule after the project's licence, then other projects' ones (pillow)
+            rule = next((m.start() for m in _RULE.finditer(own) if _folded_length(own[: m.start()]) > starts), None)
+            if rule is not None:
+                own = own[:rule]
     dual = _DUAL.search(own) is not None
     if backend == "scancode":
         from runstack.datasets_hub.scancode import match_expressions
