@@ -102,6 +102,7 @@ def bench_hub(session: nox.Session) -> None:
         "pipeline_throughput",
         "license_agreement",
         "pii_quality",
+        "encoding_guess",
         "query_grep",
     ):
         session.run("python", f"bench/{script}.py", env=ENV)
