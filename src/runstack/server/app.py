@@ -86,10 +86,15 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
         readable = None if found is None or "*" in found else set(found)
         return ServerStore(db, blobs, readable, label)
 
-    def writer(request: Request, run_id: str, create: bool = False, role: str = "write") -> str:
-        """The run's project, when the key holds ``role`` on it (404 when the run is unknown)."""
+    def key_of(request: Request) -> dict[str, str]:
+        """The grants of the key in the Authorization header (writes never take the cookie)."""
         found = grants(request, header_only=True)
         assert found is not None
+        return found
+
+    def writer(found: dict[str, str], run_id: str, create: bool = False, role: str = "write") -> str:
+        """The run's project, when the key's ``found`` grants hold ``role`` on it (404 when the run
+        is unknown; "" with ``create``)."""
         values.check_run_id(run_id)
         project = db.project_of(run_id)
         if project is None:
@@ -103,8 +108,7 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
 
     async def put_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        found = await run_in_threadpool(grants, request, True)  # who asks, before reading what
-        assert found is not None
+        found = await run_in_threadpool(key_of, request)  # who asks, before reading what
         row = json.loads(await _body(request, max_body))
         if not isinstance(row, dict) or row.get("id") != run_id:
             raise InvalidArgumentError("row", str(row)[:80], f"the run's catalogue row with id {run_id!r}")
@@ -113,19 +117,19 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
             raise InvalidArgumentError("row", str(row)[:80], f"a row with a status in {STATUSES} and created_at")
 
         def put() -> bool:
-            values.check_run_id(run_id)
-            for target in {project, db.project_of(run_id) or project}:
-                if not _allows(found, target, "write"):
-                    raise AuthError("", f"this key may not write project {target!r}", 403)
+            writer(found, run_id, create=True)  # the run's project, if it has one
+            if not _allows(found, project, "write"):
+                raise AuthError("", f"this key may not write project {project!r}", 403)
             return db.put_run(row)
 
         return _json({"changed": await run_in_threadpool(put)})
 
     async def delete_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
+        found = await run_in_threadpool(key_of, request)
 
         def delete() -> None:
-            writer(request, run_id, role="admin")
+            writer(found, run_id, role="admin")
             db.delete_run(run_id)
 
         await run_in_threadpool(delete)
@@ -133,22 +137,23 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
 
     async def sync_state(request: Request) -> Response:
         run_id = request.path_params["run_id"]
+        found = await run_in_threadpool(key_of, request)
 
         def state() -> dict[str, Any]:
-            writer(request, run_id, create=True)
+            writer(found, run_id, create=True)
             return db.sync_state(run_id)
 
         return _json(await run_in_threadpool(state))
 
     async def append(request: Request) -> Response:
         run_id, name = request.path_params["run_id"], request.path_params["name"]
-        await run_in_threadpool(grants, request, True)
+        found = await run_in_threadpool(key_of, request)
         if not FILE_NAME.fullmatch(name):
             raise InvalidArgumentError("file", name, "history.<rank>.rsl or system.<rank>.rsl")
         offset = request.query_params.get("offset", "")
         if not offset.isdigit():
             raise InvalidArgumentError("offset", offset, "the byte offset where the data starts")
-        await run_in_threadpool(writer, request, run_id)
+        await run_in_threadpool(writer, found, run_id)
         data = await _body(request, max_body)
         if int(offset) == 0 and not data.startswith(MAGIC):
             raise InvalidArgumentError("data", data[:8], "a runstack history file, starting with its header")
@@ -161,23 +166,23 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
 
     async def missing(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        await run_in_threadpool(grants, request, True)
+        found = await run_in_threadpool(key_of, request)
         digests = json.loads(await _body(request, 1 << 20))
         if not isinstance(digests, list) or not all(values.is_blob_name(d) for d in digests):
             raise InvalidArgumentError("digests", str(digests)[:80], "a list of SHA-256 hex digests")
 
         def find() -> list[str]:
-            writer(request, run_id)
+            writer(found, run_id)
             return db.missing_blobs(run_id, digests)
 
         return _json(await run_in_threadpool(find))
 
     async def put_blob(request: Request) -> Response:
         run_id, digest = request.path_params["run_id"], request.path_params["digest"]
-        await run_in_threadpool(grants, request, True)
+        found = await run_in_threadpool(key_of, request)
         if not values.is_blob_name(digest):
             raise InvalidArgumentError("digest", digest, "a SHA-256 hex digest")
-        await run_in_threadpool(writer, request, run_id)
+        await run_in_threadpool(writer, found, run_id)
         data = await _body(request, max_body)
 
         def store() -> None:
@@ -191,7 +196,7 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
 
     async def put_artifacts(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        await run_in_threadpool(grants, request, True)
+        found = await run_in_threadpool(key_of, request)
         records = json.loads(await _body(request, max_body))
         keys = {"name", "version", "role", "type", "digest", "size", "created_at", "entries", "metadata"}
         if not isinstance(records, list) or not all(isinstance(r, dict) and keys <= set(r) for r in records):
@@ -200,7 +205,7 @@ def create_server_app(db: ServerDB, storage: str | Path, open_reads: bool = Fals
             raise InvalidArgumentError("artifacts", str(records)[:80], "role 'output' or 'input', an int version")
 
         def store() -> None:
-            writer(request, run_id)
+            writer(found, run_id)
             db.put_artifacts(run_id, records)
 
         await run_in_threadpool(store)
