@@ -29,9 +29,9 @@ from runstack.datasets_hub.record import SourceFile
 
 def _identity(path: Path, revision: str | None) -> str:
     """What a source's content depends on, cheaply: never its bytes, except a release's manifest."""
-    from runstack.datasets_hub.ingest import _own_git_dir
+    from runstack.datasets_hub.ingest import is_git_repo
 
-    if path.is_dir() and (_own_git_dir(path) or ((path / "HEAD").is_file() and (path / "objects").is_dir())):
+    if is_git_repo(path):
         found = subprocess.run(["git", "-C", str(path), "rev-parse", f"{revision or 'HEAD'}^{{tree}}"],
                                capture_output=True, text=True, check=False)  # fmt: skip
         if found.returncode == 0:

@@ -114,7 +114,7 @@ class Ingest:
         path = Path(source)
         self._source_bytes = 0
         name = repo_name or f"{path.resolve().parent.name}/{path.name.split('.')[0]}"
-        if path.is_dir() and (_own_git_dir(path) or (path / "HEAD").is_file() and (path / "objects").is_dir()):
+        if is_git_repo(path):
             yield from self._git(path, repo_name or _git_repo_name(path) or name, revision, priority)
         elif path.is_dir() and (path / "manifest.json").is_file() and (path / "data").is_dir():
             for shard in sorted((path / "data").rglob("*.parquet")):  # a runstack release
@@ -320,6 +320,11 @@ class Ingest:
                             yield record
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             self.stats.dropped[f"damaged archive, rest skipped ({type(exc).__name__})"] += 1
+
+
+def is_git_repo(path: Path) -> bool:
+    """A working tree with its own ``.git`` folder, or a bare repository: read through git."""
+    return path.is_dir() and (_own_git_dir(path) or (path / "HEAD").is_file() and (path / "objects").is_dir())
 
 
 def _own_git_dir(folder: Path) -> bool:

@@ -43,6 +43,15 @@ def _lines(text: str, positions: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
+def _needles(needles: Iterable[str], haystack: str) -> Iterator[int]:
+    """Every position of every needle in ``haystack``."""
+    for needle in needles:
+        at = haystack.find(needle)
+        while at >= 0:
+            yield at
+            at = haystack.find(needle, at + 1)
+
+
 def _matches(detector: Any, text: str, haystack: str) -> Iterator[re.Match[str]]:
     """The detector's matches: over the whole text, or, for a detector whose matches stay on one
     line and hold a needle or a prefilter match, over just the lines that do."""
@@ -51,24 +60,16 @@ def _matches(detector: Any, text: str, haystack: str) -> Iterator[re.Match[str]]
         return
     if detector.lead >= 0:  # matches begin just before a needle: try a match at those few places only
         tried: set[int] = set()
-        for needle in detector.needs:
-            at = haystack.find(needle)
-            while at >= 0:
-                for start in range(max(0, at - detector.lead), at + 1):
-                    if start not in tried:
-                        tried.add(start)
-                        found = detector.pattern.match(text, start)
-                        if found is not None:
-                            yield found
-                at = haystack.find(needle, at + 1)
+        for at in _needles(detector.needs, haystack):
+            for start in range(max(0, at - detector.lead), at + 1):
+                if start not in tried:
+                    tried.add(start)
+                    found = detector.pattern.match(text, start)
+                    if found is not None:
+                        yield found
         return
     if detector.needs:
-        positions: list[int] = []
-        for needle in detector.needs:
-            at = haystack.find(needle)
-            while at >= 0:
-                positions.append(at)
-                at = haystack.find(needle, at + 1)
+        positions = list(_needles(detector.needs, haystack))
     else:
         positions = [m.start() for m in detector.prefilter.finditer(text)]
     for start, end in _lines(text, positions):
