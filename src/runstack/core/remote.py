@@ -12,7 +12,6 @@ import functools
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,18 @@ from typing import Any
 from runstack.core.blobs import BlobStore
 from runstack.core.client import Client, run_path
 from runstack.core.logread import LogContents, read_log
-from runstack.core.store import LOG_PATTERN, beating
+from runstack.core.store import LOG_PATTERN, HostedRuns
 from runstack.core.values import has_surrogates, is_blob_name, shown
 from runstack.errors import RunNotFoundError, ServerError
 
 
-class RemoteStore:
+class RemoteStore(HostedRuns):
     """A server's runs, read over HTTP with one key."""
-
-    read_only = True
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.root = client.base_url
-        self.problems: dict[str, str] = {}
+        super().__init__()
         self._lock = threading.Lock()  # one connection, shared by the threads of the caller
         cache = Path(tempfile.gettempdir()) / f"runstack-media-{os.getuid()}"
         self.media = BlobStore(cache)  # content-addressed: a file there is what its name says
@@ -41,9 +38,6 @@ class RemoteStore:
     def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         with self._lock:
             return self.client.json("GET", path, params=params)
-
-    def reconcile(self) -> list[str]:
-        return []
 
     def rows(self, project: str | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._json("/api/v1/runs", {"project": project} if project else None)
@@ -70,12 +64,6 @@ class RemoteStore:
             _, data = self.client.request("GET", run_path(run_id, "files", name))
         return read_log(Path(name), data)
 
-    def read_logs(self, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
-        return [load() for _, load in self.log_files(run_id, pattern)]
-
-    def run_dir(self, run_id: str) -> str:
-        return f"{self.root}/runs/{run_id}"
-
     def decode_media(self, ref: dict[str, Any]) -> Any:
         """The media object; its file is fetched once into a local content-addressed cache."""
         from runstack.core.media import decode
@@ -90,6 +78,3 @@ class RemoteStore:
     def run_artifacts(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = self._json(run_path(run_id, "artifacts"))
         return found
-
-    def _alive(self, row: dict[str, Any], host: str, now: float | None = None) -> bool:
-        return beating(row, time.time() if now is None else now)

@@ -45,6 +45,33 @@ def beating(row: dict[str, Any], now: float) -> bool:
     return now - (row.get("heartbeat_at") or row["created_at"]) < STALE_HEARTBEAT_S
 
 
+class HostedRuns:
+    """What a store held elsewhere (the team server, read over HTTP or from its database) answers
+    alike: read-only, nothing to reconcile, a run alive while it beats. Subclasses set ``root`` and
+    give ``log_files``."""
+
+    read_only = True
+    root: Any
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}
+
+    def reconcile(self) -> list[str]:
+        return []
+
+    def log_files(self, run_id: str, pattern: str = LOG_PATTERN) -> list[tuple[Any, Callable[[], LogContents]]]:
+        raise NotImplementedError
+
+    def read_logs(self, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
+        return [load() for _, load in self.log_files(run_id, pattern)]
+
+    def run_dir(self, run_id: str) -> str:
+        return f"{self.root}/runs/{run_id}"
+
+    def _alive(self, row: dict[str, Any], host: str, now: float | None = None) -> bool:
+        return beating(row, time.time() if now is None else now)
+
+
 @dataclass
 class GcReport:
     crashed: list[str] = field(default_factory=list)

@@ -11,33 +11,27 @@ import fnmatch
 import functools
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runstack.core.blobs import BlobStore
 from runstack.core.logread import LogContents, read_log
-from runstack.core.store import LOG_PATTERN, beating
+from runstack.core.store import LOG_PATTERN, HostedRuns
 from runstack.core.values import has_surrogates, is_blob_name, shown
 from runstack.errors import RunNotFoundError
 from runstack.server.db import ServerDB
 
 
-class ServerStore:
+class ServerStore(HostedRuns):
     """``readable``: the projects the key may read, or None for every project."""
-
-    read_only = True
 
     def __init__(self, db: ServerDB, blobs: Any, readable: set[str] | None, label: str) -> None:
         self.db, self.media, self.readable, self.root = db, blobs, readable, label
-        self.problems: dict[str, str] = {}
+        super().__init__()
 
     def can_read(self, project: str) -> bool:
         return self.readable is None or project in self.readable
-
-    def reconcile(self) -> list[str]:
-        return []
 
     def rows(self, project: str | None = None) -> list[dict[str, Any]]:
         if project is not None and not self.can_read(project):
@@ -59,12 +53,6 @@ class ServerStore:
 
     def _load(self, run_id: str, name: str) -> LogContents:
         return read_log(Path(name), self.db.read_file(run_id, name))
-
-    def read_logs(self, run_id: str, pattern: str = LOG_PATTERN) -> list[LogContents]:
-        return [load() for _, load in self.log_files(run_id, pattern)]
-
-    def run_dir(self, run_id: str) -> str:
-        return f"{self.root}/runs/{run_id}"
 
     def decode_media(self, ref: dict[str, Any]) -> Any:
         from runstack.core.media import decode
@@ -96,6 +84,3 @@ class ServerStore:
                         used_by=[run_id] if rec["role"] == "input" else [])  # fmt: skip
             out["logged" if rec["role"] == "output" else "used"].append(item)
         return out
-
-    def _alive(self, row: dict[str, Any], host: str, now: float | None = None) -> bool:
-        return beating(row, time.time() if now is None else now)
