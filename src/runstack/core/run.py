@@ -8,7 +8,6 @@ the step is durable against ``kill -9`` the moment ``log()`` returns.
 
 from __future__ import annotations
 
-import functools
 import os
 import struct
 import threading
@@ -91,14 +90,10 @@ class Run:
 
     def upload_to(self, client: Any) -> None:
         """Ship this run to the team server in the background (``init(server=...)``)."""
-        from runstack.core.uploader import RunShipper, Uploader
+        from runstack.core.uploader import start_uploader
 
-        writers = {self._writer.path.name: self._writer}
-        if self._system is not None:
-            writers[self._system.writer.path.name] = self._system.writer
-        sources = {name: functools.partial(getattr, w, "off") for name, w in writers.items()}
-        self._uploader = Uploader(RunShipper(client, self._store, self.id, sources, ship_row=self._is_owner))
-        self._uploader.start()
+        writers = [self._writer, *([self._system.writer] if self._system is not None else [])]
+        self._uploader = start_uploader(client, self._store, self.id, writers, ship_row=self._is_owner)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -356,20 +351,11 @@ class Run:
             write_run_file(self._store.run_dir(self.id), {**self._row, **fields, "metrics": self._metrics})
         self._closed = "finished"
         if self._uploader is not None:  # the local run is complete: now the server, for a bounded time
-            self._finish_upload()
+            uploader, self._uploader = self._uploader, None
+            uploader.finish(self.id)
         from runstack.core import session
 
         session.forget(self)
-
-    def _finish_upload(self) -> None:
-        uploader, self._uploader = self._uploader, None
-        if not uploader.close():
-            import warnings
-
-            why = uploader.error or "the server did not answer in time"
-            warnings.warn(f"run {self.id}: not everything reached {uploader.shipper.client.base_url} ({why}); it is "
-                          f"safe in the local store: `runstack sync {self.id}` sends the rest", RuntimeWarning,
-                          stacklevel=3)  # fmt: skip
 
     def begin_activity(self, what: str, on_close: Callable[[], bool] | None = None) -> None:
         """An integration's training started: until ``end_activity``, finishing the run means

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,21 +48,25 @@ class Shipped:
         self.files.update(other.files)
 
 
+def _records(data: bytes, pos: int) -> Iterator[tuple[int, int]]:
+    """(payload start, payload end) of each complete record of ``data``, records beginning at ``pos``."""
+    while pos + RECORD_HEADER.size <= len(data):
+        length, _ = RECORD_HEADER.unpack_from(data, pos)
+        start = pos + RECORD_HEADER.size
+        if length == 0 or start + length > len(data):
+            return
+        yield start, start + length
+        pos = start + length
+
+
 def media_digests(data: bytes, pos: int = 0) -> set[str]:
     """SHA-256 names referenced by the media records in whole records of ``data`` from ``pos``."""
     if b'"sha256"' not in data:  # the common case, found at C speed
         return set()
     found: set[str] = set()
-    view = memoryview(data)
-    while pos + RECORD_HEADER.size <= len(data):
-        length, _ = RECORD_HEADER.unpack_from(view, pos)
-        start = pos + RECORD_HEADER.size
-        if length == 0 or start + length > len(data):
-            break
-        if view[start] == KIND_MEDIA:
-            refs = json.loads(bytes(view[start + MEDIA_PREFIX.size : start + length]))
-            _collect(refs, found)
-        pos = start + length
+    for start, end in _records(data, pos):
+        if data[start] == KIND_MEDIA:
+            _collect(json.loads(data[start + MEDIA_PREFIX.size : end]), found)
     return found
 
 
@@ -177,12 +181,7 @@ class RunShipper:
 
 def _whole_records(data: bytes, pos: int) -> int:
     """The length of the complete records at the start of ``data`` (records begin at ``pos``)."""
-    while pos + RECORD_HEADER.size <= len(data):
-        length, _ = RECORD_HEADER.unpack_from(data, pos)
-        if length == 0 or pos + RECORD_HEADER.size + length > len(data):
-            break
-        pos += RECORD_HEADER.size + length
-    return pos
+    return max((end for _, end in _records(data, pos)), default=pos)
 
 
 class Uploader(threading.Thread):
@@ -226,6 +225,16 @@ class Uploader(threading.Thread):
                 return
             self._pass()
 
+    def finish(self, run_id: str) -> None:
+        """``close()``, and a warning naming ``runstack sync`` when the server did not get everything."""
+        if not self.close():
+            import warnings
+
+            why = self.error or "the server did not answer in time"
+            warnings.warn(f"run {run_id}: not everything reached {self.shipper.client.base_url} ({why}); it is "
+                          f"safe in the local store: `runstack sync {run_id}` sends the rest", RuntimeWarning,
+                          stacklevel=3)  # fmt: skip
+
     def close(self, timeout: float | None = None) -> bool:
         """Stop the thread and ship the rest, trying for at most ``timeout`` seconds
         (default ``$RUNSTACK_SYNC_TIMEOUT`` or 30); True when the server has everything."""
@@ -245,6 +254,14 @@ class Uploader(threading.Thread):
             time.sleep(min(left, self._backoff()))
         self.shipper.client.close()
         return False
+
+
+def start_uploader(client: Client, store: Store, run_id: str, writers: list[Any], ship_row: bool) -> Uploader:
+    """A live run's uploader, started: each writer's file up to its writer's current end."""
+    sources = {w.path.name: functools.partial(getattr, w, "off") for w in writers}
+    uploader = Uploader(RunShipper(client, store, run_id, sources, ship_row=ship_row))
+    uploader.start()
+    return uploader
 
 
 def sync_runs(store: Store, client: Client, run_ids: list[str] | None = None,
