@@ -62,7 +62,7 @@ def detected(dist: metadata.Distribution, backend: str = "phrases") -> set[str] 
     files = [
         f
         for f in dist.files or []
-        if is_license_file(f.name)
+        if is_license_file(str(f))
         and f.parts[0].endswith(".dist-info")
         and f.parts[0].lower().replace("-", "_").startswith(own)
     ]  # this distribution's, not vendored ones
@@ -76,8 +76,10 @@ def detected(dist: metadata.Distribution, backend: str = "phrases") -> set[str] 
             continue
         # Kept where it lies (licenses/LICENSE, licenses/mypy/typeshed/LICENSE): as in a repository, the
         # top folder's licence is the project's; deeper ones belong to the code under them.
-        index.add(SourceFile(content=text, path="/".join(file.parts[1:]), repo_name="d/d", blob_id=""))
-    return {spdx for evidence in index.for_path("licenses/x") or index.for_path("x") for spdx in evidence["license"]}
+        index.add(SourceFile(content=text, path=str(file), repo_name="d/d", blob_id=""))
+    top = files[0].parts[0]
+    evidence = index.for_path(f"{top}/licenses/x") or index.for_path(f"{top}/x")
+    return {spdx for item in evidence for spdx in item["license"]}
 
 
 def main() -> None:

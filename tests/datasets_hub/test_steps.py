@@ -322,3 +322,20 @@ def test_mit_wording_is_not_a_bundling_heading_and_a_rule_ends_the_project_licen
     assert read_license_file(bundled)[0] == ["MIT"]
     titled = "MIT License\n-----------\n\n" + MIT  # a title's underline is not a rule
     assert read_license_file(titled)[0] == ["MIT"]
+
+
+def test_a_wheels_licence_folder_and_an_or_later_notice():
+    # intbitset's wheel: the LGPL text in LICENSE, and README.rst (a PEP 639 licence file) saying "or later"
+    lgpl = "GNU LESSER GENERAL PUBLIC LICENSE\nVersion 3, 29 June 2007\n"
+    readme = "intbitset\n=========\n\nLicense\n-------\n\nSPDX-License-Identifier: LGPL-3.0-or-later\n"
+    wheel = "site/intbitset-4.1.2.dist-info/licenses"
+    found = _licences({f"{wheel}/LICENSE": lgpl, f"{wheel}/README.rst": readme, f"{wheel}/AUTHORS.rst": "Alice\n",
+                       f"{wheel}/x.py": "x = 1\n"})  # fmt: skip
+    assert found[f"{wheel}/x.py"] == (["LGPL-3.0-or-later"], "non_permissive")
+    # the same README outside a wheel's licence folder is not a licence file: the text alone is "-only"
+    found = _licences({"r/LICENSE": lgpl, "r/README.rst": readme, "r/x.py": "x = 1\n"})
+    assert found["r/x.py"] == (["LGPL-3.0-only"], "non_permissive")
+    # a notice for another licence family does not change the text's version
+    other = "SPDX-License-Identifier: LGPL-2.1-or-later\n"
+    found = _licences({f"{wheel}/COPYING": GPL, f"{wheel}/README.rst": other, f"{wheel}/y.py": "y = 1\n"})
+    assert found[f"{wheel}/y.py"][0] == ["GPL-3.0-only", "LGPL-2.1-or-later"]

@@ -36,6 +36,7 @@ _BOILERPLATE = re.compile(r"(?i)substantial portions of the software")
 # licence of that part; the folder's own licence is its plainly named file when there is one.
 _PLAIN_NAME = re.compile(r"(?i)^(?:licen[cs]es?|copying|unlicense)(?:\.(?:txt|md|rst|markdown)|[-_.](?:apache[-\w.]*|"
                          r"bsd[-\w.]*|mit[-\w.]*|gpl[-\w.]*|lgpl[-\w.]*|mpl[-\w.]*|isc|lesser|[0-9.]+))?$")  # fmt: skip
+_WHEEL_LICENSES = re.compile(r"(?:^|/)[^/]+\.dist-info/licenses/")
 # A licence text that quotes or extends another matches it too: keep only the more specific one.
 _SUBSUMES = {"LGPL-3.0-only": ("GPL-3.0-only",), "AGPL-3.0-only": ("GPL-3.0-only",), "LGPL-2.1-only": ("GPL-2.0-only",),
              "BSD-3-Clause": ("BSD-2-Clause",)}  # fmt: skip
@@ -200,13 +201,17 @@ def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], b
         ids = [f[0] for f in match_all(own)]
     if not ids:  # a NOTICE that only states identifiers
         ids = list(dict.fromkeys(i for e in SPDX_HEADER.findall(own) for i in normalise(e)))
-    pointers = [p.rstrip(".") for p in re.findall(r"(?i)\b((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)]
+    pointers = [p.rstrip(".") for p in re.findall(r"(?i)(?<![\w-])((?:licen[cs]e|copying)[-_.][A-Za-z0-9.-]+)", own)]
     return ids, dual, pointers
 
 
 def is_license_file(path: str) -> bool:
+    """A licence file by its name, or any file a wheel's packager put in ``*.dist-info/licenses/`` (PEP 639's
+    ``License-File`` entries: a README that states the licence there is licence evidence too)."""
     name = posixpath.basename(path)
-    return bool(LICENSE_FILE.match(name)) and not _CODE_SUFFIX.search(name)
+    if _CODE_SUFFIX.search(name):
+        return False
+    return bool(LICENSE_FILE.match(name)) or _WHEEL_LICENSES.search(path) is not None
 
 
 def permissive_expression(expression: str, permissive: Iterable[str]) -> bool | None:
@@ -276,7 +281,9 @@ class LicenseIndex:
     def add(self, record: SourceFile) -> None:
         folder = posixpath.dirname(record.path)
         if is_license_file(record.path):
-            ids, dual, pointers = read_license_file(record.content, self.backend)
+            # A wheel's README or AUTHORS kept as licence evidence: its stated ids and texts, not every mention
+            named = LICENSE_FILE.match(posixpath.basename(record.path)) is not None
+            ids, dual, pointers = read_license_file(record.content, self.backend if named else "phrases")
             self.files.setdefault(folder, []).append((record.path, ids, dual, pointers))
         expression = declared_expression(record.path, record.content)
         if expression and normalise(expression):
@@ -287,7 +294,8 @@ class LicenseIndex:
         plain = [f for f in files if _PLAIN_NAME.match(posixpath.basename(f[0])) and (f[1] or f[2])]
         if plain:  # the folder's own licence; files named after other projects describe those parts only
             named = {posixpath.basename(p).lower() for f in plain for p in f[3]}
-            files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named]
+            files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named
+                     or not LICENSE_FILE.match(posixpath.basename(f[0]))]  # a wheel's README stating the licence  # fmt: skip
         evidence = []
         dual = next((f for f in files if f[2]), None)
         covered: list[Any] = []
@@ -309,7 +317,7 @@ class LicenseIndex:
         for path, expression in self.metadata.get(folder, []):
             evidence.append({"license": normalise(expression), "expression": expression, "file": path,
                              "match": "declared", "score": 1.0, "source": "metadata"})  # fmt: skip
-        return evidence
+        return _or_later(evidence)
 
     def for_path(self, path: str) -> list[dict[str, Any]]:
         folder = posixpath.dirname(path)
@@ -320,6 +328,16 @@ class LicenseIndex:
             if not folder:
                 return []
             folder = posixpath.dirname(folder)
+
+
+def _or_later(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The GPL family's texts read the same for ``-only`` and ``-or-later``: where a notice in the same folder
+    says "or any later version" (an ``X-or-later`` id), the text's ``X-only`` is that licence, not another one."""
+    later = {spdx for item in evidence for spdx in item["license"] if spdx.endswith("-or-later")}
+    if not later:
+        return evidence
+    return [item for item in evidence if item["match"] != "licence text" or not item["license"][0].endswith("-only")
+            or item["license"][0].replace("-only", "-or-later") not in later]  # fmt: skip
 
 
 def classify(evidence: list[dict[str, Any]], permissive: Iterable[str]) -> str:

@@ -41,7 +41,7 @@ _POWERS: list[np.ndarray] = []
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Q**i and Q**-i (mod 2**64) for i < n, computed once and grown as needed."""
     if not _POWERS or len(_POWERS[0]) < n:
-        size = max(n, 1 << 22)
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 1 << 16)  # grown by doubling: no fixed start-up cost
         with np.errstate(over="ignore"):
             _POWERS[:] = [np.cumprod(np.full(size, _Q, dtype=np.uint64)),
                           np.cumprod(np.full(size, _Q_INV, dtype=np.uint64))]  # fmt: skip
@@ -135,13 +135,20 @@ def estimate_jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def bottom_k(hashes: np.ndarray, docs: np.ndarray, n_docs: int, k: int) -> list[np.ndarray]:
     """Per document, its ``k`` smallest distinct shingle hashes (all of them if it has fewer)."""
-    order = np.lexsort((hashes, docs))
-    hashes, docs = hashes[order], docs[order]
-    fresh = np.ones(len(hashes), dtype=bool)
-    fresh[1:] = (hashes[1:] != hashes[:-1]) | (docs[1:] != docs[:-1])
-    hashes, docs = hashes[fresh], docs[fresh]
+    if len(docs) > 1 and (docs[1:] < docs[:-1]).any():  # shingle_hashes gives each document's hashes together
+        order = np.argsort(docs, kind="stable")
+        hashes, docs = hashes[order], docs[order]
     bounds = np.searchsorted(docs, np.arange(n_docs + 1))
-    return [hashes[bounds[i] : min(bounds[i + 1], bounds[i] + k)].copy() for i in range(n_docs)]
+    return [_smallest_distinct(hashes[bounds[i] : bounds[i + 1]], k) for i in range(n_docs)]
+
+
+def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` smallest distinct values, sorted: from a partition when the document is long (no full sort)."""
+    if len(values) > 4 * k:
+        head = np.unique(np.partition(values, 2 * k)[: 2 * k + 1])
+        if len(head) >= k:  # the 2k+1 smallest values hold k distinct ones: they are the k smallest distinct
+            return head[:k]
+    return np.unique(values)[:k]
 
 
 def bottom_k_jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:

@@ -30,6 +30,8 @@ from runstack.errors import InvalidArgumentError
 
 MODES = ("strict", "balanced", "off")
 _CONTEXT = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|bearer")
+_CONTEXT_WORDS = ("key", "token", "secret", "passw", "pwd", "auth", "credential", "bearer")  # _CONTEXT, lowered
+_ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 
 
 def _lines(text: str, positions: Iterable[int]) -> list[tuple[int, int]]:
@@ -70,6 +72,8 @@ def _matches(detector: Any, text: str, haystack: str) -> Iterator[re.Match[str]]
         return
     if detector.needs:
         positions = list(_needles(detector.needs, haystack))
+    elif detector.digit_needs:  # one byte per character ("?" for the rest): positions stay the text's
+        positions = list(_needles(detector.digit_needs, text.encode("ascii", "replace").translate(_ZERO_DIGITS).decode()))
     else:
         positions = [m.start() for m in detector.prefilter.finditer(text)]
     for start, end in _lines(text, positions):
@@ -82,19 +86,16 @@ def find_spans(
     """Non-overlapping (start, end, kind, tag) of every secret or PII item in ``text``."""
     if mode == "off":
         return []
-    found, lowered = [], None
+    found, lowered = [], text.lower()
     for detector in DETECTORS:
         if detector.kind in disabled:
             continue
-        if detector.strict_only and mode != "strict" and not _CONTEXT.search(text):
+        if detector.strict_only and mode != "strict" and not any(w in lowered for w in _CONTEXT_WORDS):
             continue
-        haystack = text
-        if detector.needs:  # a substring test rules most files out at C speed
-            if detector.lower and lowered is None:
-                lowered = text.lower()
-            haystack = lowered if detector.lower else text  # type: ignore[assignment]
-            if not any(n in haystack for n in detector.needs):
-                continue
+        haystack = lowered if detector.lower else text
+        if not (detector.trigger.search(haystack) if detector.trigger is not None  # needles rule most files out
+                else not detector.needs or any(n in haystack for n in detector.needs)):  # fmt: skip
+            continue
         if detector.prefilter is not None and not detector.line and not detector.prefilter.search(text):
             continue  # (a line detector runs its prefilter once, to find its lines)
         for match in _matches(detector, text, haystack):

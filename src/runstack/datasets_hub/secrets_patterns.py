@@ -12,7 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,14 @@ class Detector:
     prefilter: re.Pattern[str] | None = None  # a cheap pattern every match also matches
     line: bool = False  # a match never spans lines, and holds its needle or prefilter match: scan only those lines
     lead: int = -1  # every match starts at most this many characters before a needle: try only there
+    digit_needs: tuple[str, ...] = ()  # as ``needs``, in the text with every digit written 0 (ASCII texts)
+    trigger: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Needles that begin alike: one alternation scans a text once, at C speed, for that first character (else a
+        # substring test per needle is quicker than a regex trying each common first letter).
+        if len({needle[0] for needle in self.needs}) == 1:
+            object.__setattr__(self, "trigger", re.compile("|".join(map(re.escape, self.needs))))
 
 
 PLACEHOLDERS = re.compile(
@@ -162,7 +170,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("sendgrid_key", "KEY", re.compile(r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"), needs=('SG.',)),
     Detector("slack_token", "KEY", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), needs=('xox',)),
     Detector("slack_webhook", "KEY", re.compile(r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}"), needs=('hooks.slack.com',)),
-    Detector("stripe_key", "KEY", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), needs=('sk_live', 'sk_test', 'rk_live', 'rk_test')),
+    Detector("stripe_key", "KEY", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), needs=('k_live', 'k_test')),
     Detector("google_api_key", "KEY", re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), needs=('AIza',)),
     Detector("openai_key", "KEY", re.compile(r"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), _mixed_token, needs=('sk-',)),
     Detector("jwt", "KEY", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), needs=('eyJ',)),
@@ -176,11 +184,12 @@ DETECTORS: tuple[Detector, ...] = (
              _secret_value, needs=('PASS', 'SECRET', 'TOKEN', 'API_KEY', 'APIKEY', 'PWD')),
     Detector("email", "EMAIL", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"), _email, needs=('@',), line=True),
     Detector("ipv4", "IP_ADDRESS", re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d])"), _public_ipv4,
-             prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"), line=True),
+             prefilter=re.compile(r"\.\d{1,3}\.\d{1,3}\."), line=True),
     Detector("ipv6", "IP_ADDRESS", re.compile(r"(?<![\w:.])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])"), _public_ipv6,
-             prefilter=re.compile(r"[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:"), line=True),
+             prefilter=re.compile(r":[0-9a-fA-F]{0,4}:"), line=True),
     Detector("credit_card", "CREDIT_CARD", re.compile(r"(?<![\d-])(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d{2})|35\d{2})(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?(?![\d-])"),
-             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}"), line=True),
+             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}"), line=True,
+             digit_needs=("00000000", "0000 0000", "0000-0000")),
     Detector("phone", "PHONE", re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b[^\n\d+]{0,12}(?P<s>\+?\d[\d ().-]{7,18}\d)"), needs=('phone', 'tel', 'mobile', 'cell', 'fax', 'whatsapp'), lower=True, line=True),
     Detector("high_entropy_string", "KEY", re.compile(_Q + r"(?P<s>[A-Za-z0-9+/=_-]{24,256})(?P=q)"), _high_entropy, strict_only=True),
 )  # fmt: skip
