@@ -73,7 +73,8 @@ def _matches(detector: Any, text: str, haystack: str) -> Iterator[re.Match[str]]
     if detector.needs:
         positions = list(_needles(detector.needs, haystack))
     elif detector.digit_needs:  # one byte per character ("?" for the rest): positions stay the text's
-        positions = list(_needles(detector.digit_needs, text.encode("ascii", "replace").translate(_ZERO_DIGITS).decode()))
+        zeroed = text.encode("ascii", "replace").translate(_ZERO_DIGITS).decode()
+        positions = list(_needles(detector.digit_needs, zeroed))
     else:
         positions = [m.start() for m in detector.prefilter.finditer(text)]
     for start, end in _lines(text, positions):
