@@ -39,16 +39,17 @@ def _identity(path: Path, revision: str | None) -> str:
     if path.is_dir() and (path / "manifest.json").is_file():
         return "release:" + hashlib.sha256((path / "manifest.json").read_bytes()).hexdigest()
     if path.is_dir():
-        listing = hashlib.sha256()
-        for folder, dirs, files in os.walk(path):
+        listing, root = hashlib.sha256(), os.fspath(path)
+        for folder, dirs, files in os.walk(root):
             dirs.sort()
+            relative = os.path.relpath(folder, root)
+            prefix = "" if relative == "." else relative + os.sep
             for name in sorted(files):
-                full = Path(folder) / name
                 try:
-                    stat = full.lstat()
+                    stat = os.lstat(os.path.join(folder, name))
                 except OSError:
                     continue
-                listing.update(os.fsencode(full.relative_to(path)) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                listing.update(os.fsencode(prefix + name) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return "folder:" + listing.hexdigest()
     stat = path.stat()
     return f"file:{stat.st_size}:{stat.st_mtime_ns}"

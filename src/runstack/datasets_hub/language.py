@@ -76,7 +76,17 @@ def detect(path: str, data: bytes) -> tuple[str | None, str]:
 
 def has_generated_marker(content: str) -> bool:
     """An "auto-generated" / "do not edit" note in the first five lines."""
-    return bool(_GENERATED_MARKERS.search("\n".join(content.splitlines()[:5])))
+    return bool(_GENERATED_MARKERS.search("\n".join(_head(content, 5))))
+
+
+def _head(content: str, count: int) -> list[str]:
+    """The first ``count`` lines, as ``splitlines`` gives them, splitting only as much of the text as they need."""
+    size = 4096
+    while True:
+        lines = content[:size].splitlines()
+        if len(lines) > count or size >= len(content):
+            return lines[:count]
+        size *= 4
 
 
 def looks_generated(path: str, content: str) -> bool:

@@ -42,10 +42,18 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Q**i and Q**-i (mod 2**64) for i < n, computed once and grown as needed."""
     if not _POWERS or len(_POWERS[0]) < n:
         size = max(n, 2 * len(_POWERS[0]) if _POWERS else 1 << 16)  # grown by doubling: no fixed start-up cost
-        with np.errstate(over="ignore"):
-            _POWERS[:] = [np.cumprod(np.full(size, _Q, dtype=np.uint64)),
-                          np.cumprod(np.full(size, _Q_INV, dtype=np.uint64))]  # fmt: skip
+        _POWERS[:] = [_geometric(_Q, size), _geometric(_Q_INV, size)]
     return _POWERS[0][:n], _POWERS[1][:n]
+
+
+def _geometric(q: np.uint64, size: int, block: int = 4096) -> np.ndarray:
+    """q**1 .. q**size (mod 2**64): a block by cumprod, then every block at once from it (a cumprod
+    over ``size`` values is a slow serial loop)."""
+    with np.errstate(over="ignore"):
+        head = np.cumprod(np.full(block, q, dtype=np.uint64))
+        steps = np.cumprod(np.full(-(-size // block) - 1, head[-1], dtype=np.uint64))
+        starts = np.concatenate((np.ones(1, dtype=np.uint64), steps))
+        return np.multiply.outer(starts, head).ravel()[:size]
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

@@ -88,14 +88,25 @@ def find_spans(
     if mode == "off":
         return []
     found, lowered = [], text.lower()
+    seen: dict[tuple[bool, str], bool] = {}  # needles several detectors share are looked for once
+
+    def holds(lower: bool, needles: tuple[str, ...]) -> bool:
+        for needle in needles:
+            present = seen.get((lower, needle))
+            if present is None:
+                present = seen[lower, needle] = needle in (lowered if lower else text)
+            if present:
+                return True
+        return False
+
     for detector in DETECTORS:
         if detector.kind in disabled:
             continue
-        if detector.strict_only and mode != "strict" and not any(w in lowered for w in _CONTEXT_WORDS):
+        if detector.strict_only and mode != "strict" and not holds(True, _CONTEXT_WORDS):
             continue
         haystack = lowered if detector.lower else text
         if not (detector.trigger.search(haystack) if detector.trigger is not None  # needles rule most files out
-                else not detector.needs or any(n in haystack for n in detector.needs)):  # fmt: skip
+                else not detector.needs or holds(detector.lower, detector.needs)):  # fmt: skip
             continue
         if detector.prefilter is not None and not detector.line and not detector.prefilter.search(text):
             continue  # (a line detector runs its prefilter once, to find its lines)
@@ -125,7 +136,7 @@ def redact(text: str, mode: str = "balanced", disabled: frozenset[str] = frozens
     if not spans:
         return text, []
     out = _apply(text, spans, "<{}>")
-    if python and _parses(text) and not _parses(out[0]):
+    if python and not _parses(out[0]) and _parses(text):  # (most placeholders land in strings: one parse)
         out = _apply(text, spans, "REDACTED_{}")
     return out
 
