@@ -145,7 +145,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
     Raises:
         InvalidArgumentError: a bad source, or ``out`` exists and ``overwrite`` is False.
     """
-    from runstack.datasets_hub.executors import EXECUTORS, run_shares
+    from runstack.datasets_hub.executors import EXECUTORS, Engine
 
     config = config or BuildConfig()
     items = expand_lists([s if isinstance(s, Source) else Source(str(s)) for s in sources])
@@ -168,7 +168,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
     tracker = BuildTracker(track, out, version, config, described, items) if track else None
     try:
         with tempfile.TemporaryDirectory(prefix=".runstack-build-", dir=out.parent if out.parent.exists() else None) as tmp, \
-                progress_of(progress) as show:  # fmt: skip
+                progress_of(progress) as show, Engine(executor, address, world_size) as engine:  # fmt: skip
             stage_key = fingerprint([*map(describe, cached), {"max_file_bytes": config.max_file_bytes,
                                                                "minhash": dataclasses.asdict(config.minhash),
                                                                "runstack": tool_versions().get("runstack")}])  # fmt: skip
@@ -179,14 +179,17 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 i for i in range(len(items)) if keys[i] not in keys[:i] and not (folder / f"{keys[i]}.pkl").exists()
             ]
             report.sources_reused = len(items) - len(todo)
-            show("read, detect, filter", report.sources_reused, len(items))
             # Sources in 4 groups per worker, balanced by size (largest first onto the lightest),
             # each group going to whichever worker is free: no worker waits on another's share, and
             # an engine's per-task cost is paid a few times, not once per source.
             tasks = _groups([items[i] for i in todo], 4 * world_size) if world_size > 1 else [list(range(len(todo)))]
             tasks = [[todo[j] for j in group] for group in tasks]
-            run_shares(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task],
-                       executor, address, world_size)  # fmt: skip
+            if world_size > 1 or executor != "local":  # the workers' start-up, timed on its own
+                show("start workers", 0, world_size)
+                engine.start()
+                show("start workers", world_size, world_size)
+            show("read, detect, filter", report.sources_reused, len(items))
+            engine.run(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task])
             show("read, detect, filter", len(items), len(items))
             spills = [folder / f"{key}.pkl" for key in keys]
             merged = [StepStats(s.name) for s in spill_stats(spills[0])] if spills else []
@@ -199,7 +202,8 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             report.steps, report.files_in = merged, merged[0].seen
             staging = Path(tmp) / "out"
             writer = ReleaseWriter(staging, config.shard_rows)
-            written = deduplicate(reader(spills, late, late_stats), config, report, show, writer)
+            written = deduplicate(reader(spills, late, late_stats), spills, config, report, show, writer, engine.run,
+                                  Path(tmp) / "bands", world_size)  # fmt: skip
             if tracker is not None:
                 tracker.stage({f"{s.name}/{k}": v for s in merged for k, v in (("seen", s.seen), ("kept", s.kept))})
                 tracker.stage({"dedup/exact_duplicates": report.exact_duplicates,

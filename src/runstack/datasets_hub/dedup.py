@@ -154,23 +154,33 @@ class NearDeduplicator:
 
     def result(self) -> NearDedupResult:
         sigs = self.signatures()
-        n, cfg = len(sigs), self.config
+        cfg = self.config
         pairs = candidate_pairs(sigs, cfg.bands, cfg.rows)
-        sketches, k = self._sketches, cfg.verify_k
-        similarity = np.array([bottom_k_jaccard(sketches[a], sketches[b], k) for a, b in pairs.tolist()])
-        verified = pairs[similarity >= cfg.threshold] if len(pairs) else pairs
-        groups = UnionFind(n)
-        for a, b in verified.tolist():
-            groups.union(a, b)
-        members: dict[int, list[int]] = {}
-        for i in range(n):
-            members.setdefault(groups.find(i), []).append(i)
-        survivors, cluster_of = [True] * n, [None] * n
-        for group in members.values():
-            if len(group) < 2:
-                continue
-            winner = min(group, key=lambda i: self._keys[i])
-            for i in group:
-                survivors[i] = i == winner
-                cluster_of[i] = winner
-        return NearDedupResult(survivors, cluster_of, len(pairs), len(verified))  # type: ignore[arg-type]
+        verified = pairs[verify_pairs(pairs, self._sketches.__getitem__, cfg)]
+        return clusters(self._keys, verified, len(pairs))
+
+
+def verify_pairs(pairs: np.ndarray, sketch: Any, config: MinHashConfig) -> np.ndarray:
+    """Which candidate pairs reach the threshold on their bottom-k sketches (``sketch(doc)``)."""
+    similarity = [bottom_k_jaccard(sketch(a), sketch(b), config.verify_k) for a, b in pairs.tolist()]
+    return np.array(similarity, dtype=float) >= config.threshold if len(pairs) else np.zeros(0, dtype=bool)
+
+
+def clusters(keys: list[tuple[Any, ...]], verified: np.ndarray, candidates: int) -> NearDedupResult:
+    """Connected components of the verified pairs; each keeps its best-ranked member (smallest key)."""
+    n = len(keys)
+    groups = UnionFind(n)
+    for a, b in verified.tolist():
+        groups.union(a, b)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(groups.find(i), []).append(i)
+    survivors, cluster_of = [True] * n, [None] * n
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        winner = min(group, key=lambda i: keys[i])
+        for i in group:
+            survivors[i] = i == winner
+            cluster_of[i] = winner
+    return NearDedupResult(survivors, cluster_of, candidates, len(verified))  # type: ignore[arg-type]

@@ -1,9 +1,11 @@
-"""Where the per-source stage runs: processes on this machine, a Dask cluster, or Spark.
+"""Where a build's parallel work runs: processes on this machine, a Dask cluster, or Spark.
 
-Each executor runs the same task on the same shares of the sources (split by size) and
-returns the results in share order, so every executor gives the same spills and therefore
-byte-identical shards and manifest. Spill files are written next to the output folder: on a
-multi-machine cluster that folder must be on storage every worker sees.
+An ``Engine`` is started once per build (its workers up and their imports done, timed as their
+own stage) and then given rounds of tasks: the per-source stage, and near-dedup's band map and
+bucket reduce. Each round runs the same tasks on the same shares whatever the executor and
+returns the results in share order, so every executor gives byte-identical shards and
+manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
+that folder must be on storage every worker sees.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from runstack.errors import InvalidArgumentError, MissingDependencyError
@@ -24,63 +26,113 @@ def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return task(*args)
 
 
+def warm() -> int:
+    """Import what the tasks use (and load go-enry's library) in a worker; returns its pid."""
+    from runstack.datasets_hub import build, neardup  # noqa: F401
+    from runstack.datasets_hub.language import detect
+
+    detect("warm.py", b"x = 1\n")
+    return os.getpid()
+
+
+class Engine:
+    """``workers`` workers of ``executor`` for one build: ``start()`` once, ``run(task, shares)`` per round.
+
+    ``address``: a Dask scheduler (``tcp://host:8786``; default a ``LocalCluster`` of ``workers``
+    processes) or a Spark master (``spark://...``; default ``local[workers]``). Local with one
+    worker runs the tasks in this process.
+    """
+
+    def __init__(self, executor: str = "local", address: str | None = None, workers: int = 1) -> None:
+        if executor not in EXECUTORS:
+            raise InvalidArgumentError("executor", executor, " | ".join(EXECUTORS))
+        self.executor, self.address, self.workers = executor, address, max(1, workers)
+        self._pool: Executor | None = None
+        self._closers: list[Callable[[], None]] = []
+        self._client: Any = None
+        self._spark: Any = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Bring the workers up and warm them (idempotent)."""
+        if self.executor == "local" and self.workers > 1 and self._pool is None:
+            # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = pool
+            self._closers.append(pool.shutdown)
+            seen: set[int] = set()
+            for _ in range(4):  # until every process has imported (one may take two warm-ups)
+                seen |= {f.result() for f in [pool.submit(warm) for _ in range(self.workers)]}
+                if len(seen) >= self.workers:
+                    break
+        elif self.executor == "dask" and self._client is None:
+            self._start_dask()
+        elif self.executor == "spark" and self._spark is None:
+            self._start_spark()
+
+    def run(self, task: Callable[..., Any], shares: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``task(*share)`` for every share, each to the next free worker; results in share order."""
+        if not shares:
+            return []
+        if self.executor == "local" and self.workers == 1:
+            return [task(*share) for share in shares]
+        self.start()
+        if self._pool is not None:
+            return [f.result() for f in [self._pool.submit(task, *share) for share in shares]]
+        if self._client is not None:
+            futures = self._client.map(_call, [task] * len(shares), list(shares), pure=False)
+            return list(self._client.gather(futures))
+        indexed = list(enumerate(shares))
+        rdd = self._spark.sparkContext.parallelize(indexed, len(indexed))
+        results = rdd.map(lambda item: (item[0], task(*item[1]))).collect()
+        return [value for _, value in sorted(results, key=lambda pair: pair[0])]
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+        self._pool = self._client = self._spark = None
+
+    def _start_dask(self) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise MissingDependencyError("dask[distributed]", "dask") from None
+        cluster = None
+        if self.address is None:
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)  # fmt: skip
+            self._closers.append(cluster.close)
+        self._client = Client(self.address or cluster)
+        self._closers.append(self._client.close)
+        if cluster is not None:
+            self._client.wait_for_workers(self.workers)
+        self._client.run(warm)
+
+    def _start_spark(self) -> None:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise MissingDependencyError("pyspark", "spark") from None
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        existing = SparkSession.getActiveSession()
+        self._spark = existing or (
+            SparkSession.builder.master(self.address or f"local[{self.workers}]").appName("runstack data build")
+            .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+        )  # fmt: skip
+        if existing is None:
+            self._closers.append(self._spark.stop)
+        self._spark.sparkContext.parallelize(range(self.workers), self.workers).map(lambda _: warm()).collect()
+
+
 def run_shares(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], executor: str = "local",
                address: str | None = None, workers: int | None = None) -> list[Any]:  # fmt: skip
-    """``task(*share)`` for every share, ``workers`` at a time (default one per share), each
-    share going to the next free worker; results in share order.
-
-    ``address``: a Dask scheduler (``tcp://host:8786``; default a ``LocalCluster`` of
-    ``workers`` processes) or a Spark master (``spark://...``; default ``local[workers]``).
-    """
-    workers = max(1, min(workers or len(shares), len(shares)))
-    if executor not in EXECUTORS:
-        raise InvalidArgumentError("executor", executor, " | ".join(EXECUTORS))
-    if not shares:  # everything came from the cache
-        return []
-    if executor == "local":
-        if workers == 1:
-            return [task(*share) for share in shares]
-        # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return [f.result() for f in [pool.submit(task, *share) for share in shares]]
-    if executor == "dask":
-        return _dask(task, shares, address, workers)
-    return _spark(task, shares, address, workers)
-
-
-def _dask(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None, workers: int) -> list[Any]:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise MissingDependencyError("dask[distributed]", "dask") from None
-    cluster = None
-    if address is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(address or cluster)
-    try:
-        futures = client.map(_call, [task] * len(shares), list(shares), pure=False)
-        return list(client.gather(futures))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _spark(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], address: str | None, workers: int) -> list[Any]:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise MissingDependencyError("pyspark", "spark") from None
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run this interpreter
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    existing = SparkSession.getActiveSession()
-    spark = existing or (SparkSession.builder.master(address or f"local[{workers}]").appName("runstack data build")
-                         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                         .getOrCreate())  # fmt: skip
-    try:
-        indexed = list(enumerate(shares))
-        results = spark.sparkContext.parallelize(indexed, len(indexed)).map(lambda item: (item[0], task(*item[1])))
-        return [value for _, value in sorted(results.collect(), key=lambda pair: pair[0])]
-    finally:
-        if existing is None:
-            spark.stop()
+    """One round on an engine of its own: ``task(*share)`` for every share, ``workers`` at a
+    time (default one per share); results in share order."""
+    with Engine(executor, address, max(1, min(workers or len(shares), len(shares)))) as engine:
+        return engine.run(task, shares)

@@ -281,27 +281,42 @@ def optimal_params(threshold: float, num_perm: int, weights: tuple[float, float]
     return best
 
 
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Shape (documents, bands), uint64: the hash of each document's signature values in each band."""
+    chunk = sigs[:, : bands * rows].reshape(len(sigs), bands, rows).astype(np.uint64)
+    key = np.zeros((len(sigs), bands), dtype=np.uint64)
+    for r in range(rows):
+        key = _mix(key ^ chunk[:, :, r])
+    return key
+
+
+def neighbour_pairs(columns: Sequence[np.ndarray], docs: np.ndarray, max_group: int = 64) -> np.ndarray:
+    """Document pairs (i < j) at most ``max_group`` apart in an order sorted by ``columns`` then
+    document, whose columns are all equal: each LSH bucket's members with their next neighbours."""
+    pairs = []
+    for k in range(1, max_group + 1):
+        if k >= len(docs):
+            break
+        same = np.ones(len(docs) - k, dtype=bool)
+        for column in columns:
+            same &= column[:-k] == column[k:]
+        if not same.any():  # equal columns k apart mean the whole run between is one bucket
+            break
+        a, b = docs[:-k][same], docs[k:][same]
+        pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(pairs).astype(np.int64), axis=0)
+
+
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_group: int = 64) -> np.ndarray:
     """Index pairs (i < j) that share at least one LSH band; shape (n_pairs, 2).
 
     Very large buckets link each member to its next ``max_group`` neighbours only.
     """
     n = len(sigs)
-    pairs = []
-    for band in range(bands):
-        chunk = np.ascontiguousarray(sigs[:, band * rows : (band + 1) * rows]).astype(np.uint64)
-        key = np.zeros(n, dtype=np.uint64)
-        for r in range(rows):
-            key = _mix(key ^ chunk[:, r])
-        order = np.argsort(key, kind="stable")
-        sorted_keys = key[order]
-        # Sorted: equal keys k apart mean the whole run between is one bucket.
-        for k in range(1, max_group + 1):
-            same = sorted_keys[:-k] == sorted_keys[k:]
-            if not same.any():
-                break
-            a, b = order[:-k][same], order[k:][same]
-            pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(np.concatenate(pairs), axis=0)
+    band = np.repeat(np.arange(bands, dtype=np.int64), n)
+    key = band_keys(sigs, bands, rows).T.ravel()  # band by band
+    docs = np.tile(np.arange(n, dtype=np.int64), bands)
+    order = np.lexsort((docs, key, band))
+    return neighbour_pairs([band[order], key[order]], docs[order], max_group)

@@ -1,6 +1,6 @@
 """Stage two of a build: every spilled record read again (through the late filters, such as
-the opt-out registry), deduplicated exactly, then near (MinHash LSH), then by repository, and
-the survivors streamed to the release writer."""
+the opt-out registry), deduplicated exactly, then near (MinHash LSH, as map and reduce rounds
+on the build's engine), then by repository, and the survivors streamed to the release writer."""
 
 from __future__ import annotations
 
@@ -10,25 +10,25 @@ from typing import Any
 
 import numpy as np
 
-from runstack.datasets_hub.cache import read_signatures, read_spill
+from runstack.datasets_hub.cache import read_spill
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key, repository_copies
+from runstack.datasets_hub.dedup import exact_survivors, rank_key, repository_copies
+from runstack.datasets_hub.neardup import near_dedup
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
 
 
-def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]) -> Callable[..., Iterator[Any]]:
-    """Each call reads every spill again, through the late filters (counted on the first read);
-    ``signed=True`` yields (record, signature, sketch) from the signatures stage one stored."""
+def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]) -> Callable[[], Iterator[Any]]:
+    """Each call reads every spill again, through the late filters (counted on the first read),
+    yielding (spill index, row in the spill, record) for the records they keep."""
     passes = [0]
 
-    def read(signed: bool = False) -> Iterator[Any]:
+    def read() -> Iterator[tuple[int, int, SourceFile]]:
         counting = passes[0] == 0
         passes[0] += 1
-        for spill in spills:
-            sigs, sketches = read_signatures(spill) if signed else (None, None)
-            for position, record in enumerate(read_spill(spill)):
+        for index, spill in enumerate(spills):
+            for row, record in enumerate(read_spill(spill)):
                 for step, stats in zip(late, late_stats, strict=True):
                     verdict = step.process(record)
                     if counting:
@@ -40,54 +40,49 @@ def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepSt
                     if counting:
                         stats.kept += 1
                 else:
-                    if signed:
-                        assert sigs is not None and sketches is not None
-                        yield record, sigs[position], sketches[position]
-                    else:
-                        yield record
+                    yield index, row, record
 
     return read
 
 
-def _kept(records: Iterator[Any], keep: list[bool]) -> Iterator[Any]:
-    """The records that survived exact deduplication, in order."""
-    return (record for record, kept in zip(records, keep, strict=True) if kept)
-
-
-def deduplicate(records: Callable[..., Iterator[Any]], config: BuildConfig, report: Any,
-                show: Callable[[str, int, int], None], writer: ReleaseWriter) -> int:  # fmt: skip
+def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config: BuildConfig, report: Any,
+                show: Callable[[str, int, int], None], writer: ReleaseWriter,
+                run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
     """Exact, near and repository-level dedup over every spilled record; the survivors go to
-    ``writer``. Returns how many. Memory: per file a key and a sketch, never its content."""
-    keys = [(r.sha256, rank_key(r)) for r in records()]
+    ``writer``. Returns how many. The driver keeps per file a key, never its content or sketch;
+    near-dedup's rounds go to ``run`` (the build's engine)."""
+    keys, where, blob_ids = [], [], []
+    for index, row, record in records():
+        keys.append((record.sha256, rank_key(record)))
+        where.append((index, row))
+        blob_ids.append(record.blob_id)
     show("exact dedup", 0, len(keys))
     keep, report.exact_duplicates = exact_survivors(keys)
     show("exact dedup", len(keys), len(keys))
-    near = NearDeduplicator(config.minhash)
-    total, done = sum(keep), 0
-    blob_ids: list[str] = []  # of the kept records: a cluster is named after its survivor's blob
-    batch: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
-    for record, sig, sketch in _kept(records(signed=True), keep):
-        batch[0].append(sig)
-        batch[1].append(sketch)
-        batch[2].append(rank_key(record))
-        blob_ids.append(record.blob_id)
-        done += 1
-        if len(batch[2]) >= 10_000 or done == total:
-            near.extend(np.stack(batch[0]), batch[1], batch[2])
-            batch = ([], [], [])
-            show("near dedup", done, total)
-    result = near.result()
+    rows_kept: list[list[int]] = [[] for _ in spills]
+    for (index, row), kept in zip(where, keep, strict=True):
+        if kept:
+            rows_kept[index].append(row)
+    kept_keys = [k[1] for k, kept in zip(keys, keep, strict=True) if kept]
+    kept_blobs = [b for b, kept in zip(blob_ids, keep, strict=True) if kept]
+    show("near dedup", 0, len(kept_keys))
+    result = near_dedup(run, spills, [np.array(r, dtype=np.int64) for r in rows_kept], kept_keys, config.minhash,
+                        work, 4 * workers, 4 * workers)  # fmt: skip
+    show("near dedup", len(kept_keys), len(kept_keys))
     report.near_duplicates = len(result.survivors) - sum(result.survivors)
     report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
     copies = {} if config.repo_dedup == "off" else repository_copies(
         [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
     report.repo_copies = copies
-    written = 0
-    for i, record in enumerate(_kept(records(), keep)):
+    written, i = 0, -1
+    for (_, _, record), kept in zip(records(), keep, strict=True):
+        if not kept:
+            continue
+        i += 1
         if not result.survivors[i]:
             continue
         cluster = result.cluster_of[i]
-        record.near_dup_cluster = blob_ids[cluster] if cluster is not None else None
+        record.near_dup_cluster = kept_blobs[cluster] if cluster is not None else None
         copy_of = copies.get(record.repo_name)
         if copy_of is not None and config.repo_dedup == "drop":
             continue
