@@ -15,6 +15,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -97,14 +98,23 @@ def _process(sources: Sequence[Source], config: BuildConfig, steps: Sequence[Pip
     return ran
 
 
+def _load_writer() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet  # noqa: F401
+
+    pa.array([""])  # (the first array also imports pandas where it is installed)
+
+
 def _size(path: str) -> int:
     root = Path(path)
     if root.is_file():
         return root.stat().st_size
     total = 0
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".git"]
+        dirs[:] = [d for d in dirs if d not in (".git", "__pycache__")]  # what ingest never reads
         for name in files:
+            if name.endswith((".pyc", ".pyo", ".so", ".dll", ".dylib")):
+                continue
             with contextlib.suppress(OSError):
                 total += (Path(folder) / name).lstat().st_size
     return total
@@ -189,6 +199,8 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 engine.start()
                 show("start workers", world_size, world_size)
             show("read, detect, filter", report.sources_reused, len(items))
+            if world_size > 1:  # the driver waits on its workers: it loads what publishing needs meanwhile
+                threading.Thread(target=_load_writer, daemon=True).start()
             engine.run(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task])
             show("read, detect, filter", len(items), len(items))
             spills = [folder / f"{key}.pkl" for key in keys]
