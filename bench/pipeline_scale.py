@@ -105,6 +105,30 @@ def child(sources: list[tuple[str, str]], out: Path, workers: int = 1, executor:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def machine_ceiling(n: int = 4_000_000) -> float:
+    """What this machine gives two processes of pure Python work over one (the most any executor
+    can reach here): the same two pieces of work in one process, then in two at once."""
+    import multiprocessing
+    import time
+
+    start = time.perf_counter()
+    _spin(n), _spin(n)
+    one = time.perf_counter() - start
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1, 1])  # both processes up
+        start = time.perf_counter()
+        pool.map(_spin, [n, n], chunksize=1)
+        two = time.perf_counter() - start
+    return one / two
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", nargs="+", default=["sklearn", "pandas"])
@@ -147,10 +171,11 @@ def main() -> None:
             peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
             peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
     core_hours = 1e6 / rate / 3600  # per TB
+    ceiling = machine_ceiling()
     parallel = ", ".join(f"{name} {s1:.2f}x stage one / {whole:.2f}x whole (workers start {start:.1f} s)"
                          for name, (s1, whole, start) in speedups.items())  # fmt: skip
     print(f"pipeline_scale: {size4 / 1e6:.0f} MB, {len(every)} sources: whole pipeline {rate:.2f} MB/s per core"
-          f"{peer} | 1 -> 2 workers: {parallel} | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
+          f"{peer} | 1 -> 2 workers: {parallel}; this machine's ceiling {ceiling:.2f}x | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
           f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x | "
           f"per TB: {core_hours:,.0f} core-hours (${core_hours * 0.04:,.0f} at $0.04 per core-hour; "
           f"{core_hours * 60 / (100 * 32):.0f} min on 100 machines x 32 cores)")  # fmt: skip

@@ -150,6 +150,9 @@ def test_scanning_only_candidate_lines_finds_what_a_full_scan_finds(monkeypatch)
         "İstanbul İzmir\nsecret_token = 'Zx9vQ2mN7pL4kR8sT1wY'\napi_key=\n  \"Zx9vQ2mN7pL4kR8sT1wY5\"\n",
         "card 4111 1111 1111 1111 and ip 93.184.216.34 or 2001:4860:4860::8888\n" * 3,
         "PRIVATE_KEY = 'Zx9vQ2mN7pL4kR8sT1wYaa'; access_key: 'Qw8eR7tY6uI5oP4aS3dF'\n",
+        # non-ASCII before the digits (lines found on a one-byte-per-character copy), dashes, U+2028
+        "naïve café 😀 card 4111-1111-1111-1111\u2028ip 93.184.216.34\n版本 5500 0055 5555 5559\n",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc and ASIAJ7Q2EXAMPLE7QZ7Q at fe80::1 or 2a00:1450:4001:80b::200e\n",
     ]
     fast = [pii.find_spans(t, mode) for t in texts for mode in ("balanced", "strict")]
     monkeypatch.setattr(pii, "_matches", lambda d, text, haystack: d.pattern.finditer(text))
@@ -157,3 +160,5 @@ def test_scanning_only_candidate_lines_finds_what_a_full_scan_finds(monkeypatch)
     assert fast == full
     assert any(kind == "email" for spans in fast for _, _, kind, _ in spans)
     assert any(kind == "secret_assignment" for spans in fast for _, _, kind, _ in spans)
+    found = {kind for spans in fast for _, _, kind, _ in spans}
+    assert {"credit_card", "ipv4", "ipv6", "stripe_key"} <= found

@@ -339,3 +339,24 @@ def test_a_wheels_licence_folder_and_an_or_later_notice():
     other = "SPDX-License-Identifier: LGPL-2.1-or-later\n"
     found = _licences({f"{wheel}/COPYING": GPL, f"{wheel}/README.rst": other, f"{wheel}/y.py": "y = 1\n"})
     assert found[f"{wheel}/y.py"][0] == ["GPL-3.0-only", "LGPL-2.1-or-later"]
+
+
+def test_quality_measures_lines_and_words_as_splitlines_and_split_do():
+    import re
+
+    from runstack.datasets_hub.quality import _profile
+
+    def expected(text: str, word: int) -> tuple[int, int, int, list[str]]:
+        lines = text.splitlines() or [""]
+        alnum = sum(map(len, re.findall(r"[^\W_]+", text)))
+        return len(lines), max(map(len, lines)), alnum, [w for w in text.split() if len(w) >= word]
+
+    rng = random.Random(5)
+    pieces = ["a", "Z9", " ", "\n", "\r", "\r\n", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "é", "\x85", "\u2028",
+              "\xa0", "\u3000", "_", "٣", "😀", "abcdefgh" * 3, "\n\n"]  # fmt: skip
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        for word in (1, 3, 8, 16):
+            assert _profile(text, word) == expected(text, word), (text, word)
+    for text in ("", "\n", "x\n", "a\n\nb", "a" * 200 + " " + "b" * 63):  # the ASCII fast path's edges
+        assert _profile(text, 64) == expected(text, 64)

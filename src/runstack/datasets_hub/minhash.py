@@ -41,7 +41,7 @@ _POWERS: list[np.ndarray] = []
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Q**i and Q**-i (mod 2**64) for i < n, computed once and grown as needed."""
     if not _POWERS or len(_POWERS[0]) < n:
-        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 1 << 16)  # grown by doubling: no fixed start-up cost
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 1 << 21)  # a batch and a file: 32 MB, whatever the data
         _POWERS[:] = [_geometric(_Q, size), _geometric(_Q_INV, size)]
     return _POWERS[0][:n], _POWERS[1][:n]
 
