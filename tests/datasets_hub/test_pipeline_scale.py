@@ -103,6 +103,11 @@ def test_progress_is_a_callback(repos, tmp_path):
     seen = []
     build([str(r) for r in repos], tmp_path / "p", "v1", progress=lambda stage, done, total: seen.append(stage))
     assert {"read, detect, filter", "exact dedup", "near dedup", "publish"} <= set(seen)
+    assert "start workers" not in seen  # one worker: the tasks run in this process
+    seen.clear()
+    build([str(r) for r in repos], tmp_path / "p2", "v1", workers=2, progress=lambda s, d, t: seen.append((s, d, t)))
+    stages = list(dict.fromkeys(s for s, _, _ in seen))
+    assert stages[:2] == ["start workers", "read, detect, filter"] and ("start workers", 2, 2) in seen
 
 
 def test_a_failed_rebuild_leaves_the_previous_release_whole(repos, tmp_path):

@@ -64,7 +64,7 @@ class Engine:
             # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
             pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             self._pool = pool
-            self._closers.append(pool.shutdown)
+            self._closers.append(lambda: pool.shutdown(wait=True, cancel_futures=True))  # Ctrl-C: queued tasks dropped
             seen: set[int] = set()
             for _ in range(4):  # until every process has imported (one may take two warm-ups)
                 seen |= {f.result() for f in [pool.submit(warm) for _ in range(self.workers)]}
