@@ -27,11 +27,26 @@ def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def warm() -> int:
-    """Import what the tasks use (and load go-enry's library) in a worker; returns its pid."""
-    from runstack.datasets_hub import build, neardup  # noqa: F401
-    from runstack.datasets_hub.language import detect
+    """Get a worker ready: imports, go-enry's library, the licence index, the MinHash tables, each
+    step's first call, by running the default steps over two small files. Returns its pid."""
+    import tempfile
+    from pathlib import Path
 
-    detect("warm.py", b"x = 1\n")
+    from runstack.datasets_hub import neardup  # noqa: F401
+    from runstack.datasets_hub.build import Source, run_stage_one
+    from runstack.datasets_hub.config import BuildConfig
+    from runstack.datasets_hub.dedup import sign
+
+    with tempfile.TemporaryDirectory(prefix="runstack-warm-") as folder:
+        Path(folder, "LICENSE").write_text(
+            "MIT License\n\nPermission is hereby granted, free of charge, to any "
+            "person obtaining a copy, subject to the following conditions:\n"
+        )
+        Path(folder, "warm.py").write_text('"""Warm up."""\n\n\ndef f(x):\n    return x + 1  # a@b.io\n' * 8)
+        config = BuildConfig()
+        texts = [r.content for r in run_stage_one([Source(folder, repo_name="warm/up")], config, None)
+                 if not isinstance(r, list)]  # fmt: skip
+        sign(texts, config.minhash)
     return os.getpid()
 
 
