@@ -15,7 +15,6 @@ import dataclasses
 import os
 import shutil
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -96,13 +95,6 @@ def _process(sources: Sequence[Source], config: BuildConfig, steps: Sequence[Pip
             write_spill(target, run_stage_one([sources[index]], config, None, steps=steps), config.minhash)
             ran += 1
     return ran
-
-
-def _load_writer() -> None:
-    import pyarrow as pa
-    import pyarrow.parquet  # noqa: F401
-
-    pa.array([""])  # (the first array also imports pandas where it is installed)
 
 
 def _size(path: str) -> int:
@@ -199,8 +191,6 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 engine.start()
                 show("start workers", world_size, world_size)
             show("read, detect, filter", report.sources_reused, len(items))
-            if world_size > 1:  # the driver waits on its workers: it loads what publishing needs meanwhile
-                threading.Thread(target=_load_writer, daemon=True).start()
             engine.run(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task])
             show("read, detect, filter", len(items), len(items))
             spills = [folder / f"{key}.pkl" for key in keys]
