@@ -158,8 +158,11 @@ def main() -> None:
         speedups = {}
         executors = ["local", "dask", *([] if args.no_spark else ["spark"])]
         for executor in executors:  # each the faster of two runs (this machine's timings vary by ~10%)
-            single = _best(base, child(every, root / f"{executor}1b", 1, executor)) if executor == "local" else \
-                _best(*(child(every, root / f"{executor}1{n}", 1, executor) for n in "ab"))
+            single = (
+                _best(base, child(every, root / f"{executor}1b", 1, executor))
+                if executor == "local"
+                else _best(*(child(every, root / f"{executor}1{n}", 1, executor) for n in "ab"))
+            )
             double = _best(*(child(every, root / f"{executor}2{n}", 2, executor) for n in "ab"))
             speedups[executor] = (
                 single["stage_one"] / double["stage_one"],

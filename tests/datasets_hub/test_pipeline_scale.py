@@ -101,13 +101,17 @@ def test_pipeline_yaml_from_the_cli(repos, tmp_path, monkeypatch):
 
 def test_progress_is_a_callback(repos, tmp_path):
     seen = []
-    build([str(r) for r in repos], tmp_path / "p", "v1", progress=lambda stage, done, total: seen.append(stage))
-    assert {"read, detect, filter", "exact dedup", "near dedup", "publish"} <= set(seen)
-    assert "start workers" not in seen  # one worker: the tasks run in this process
+    build([str(r) for r in repos], tmp_path / "p", "v1", progress=lambda s, d, t: seen.append((s, d, t)))
+    assert {"read, detect, filter", "exact dedup", "near dedup", "publish"} <= {s for s, _, _ in seen}
+    assert "start workers" not in {s for s, _, _ in seen}  # one worker: the tasks run in this process
+    # source by source, as each is done
+    assert list(dict.fromkeys(d for s, d, _ in seen if s == "read, detect, filter")) == list(range(len(repos) + 1))
     seen.clear()
     build([str(r) for r in repos], tmp_path / "p2", "v1", workers=2, progress=lambda s, d, t: seen.append((s, d, t)))
     stages = list(dict.fromkeys(s for s, _, _ in seen))
     assert stages[:2] == ["start workers", "read, detect, filter"] and ("start workers", 2, 2) in seen
+    done = [d for s, d, _ in seen if s == "read, detect, filter"]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == len(repos) and len(done) > 2
 
 
 def test_a_failed_rebuild_leaves_the_previous_release_whole(repos, tmp_path):

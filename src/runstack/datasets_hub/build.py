@@ -184,14 +184,24 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             # Sources in 4 groups per worker, balanced by size (largest first onto the lightest),
             # each group going to whichever worker is free: no worker waits on another's share, and
             # an engine's per-task cost is paid a few times, not once per source.
-            tasks = _groups([items[i] for i in todo], 4 * world_size) if world_size > 1 else [list(range(len(todo)))]
+            if world_size > 1:
+                tasks = _groups([items[i] for i in todo], 4 * world_size)
+            else:  # one worker: in this process, a task per source (progress per source); elsewhere one task
+                tasks = [[j] for j in range(len(todo))] if executor == "local" else [list(range(len(todo)))]
             tasks = [[todo[j] for j in group] for group in tasks]
             if world_size > 1 or executor != "local":  # the workers' start-up, timed on its own
                 show("start workers", 0, world_size)
                 engine.start()
                 show("start workers", world_size, world_size)
             show("read, detect, filter", report.sources_reused, len(items))
-            engine.run(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks if task])
+            tasks = [task for task in tasks if task]
+            finished = [report.sources_reused]
+
+            def source_done(index: int) -> None:
+                finished[0] += len(tasks[index])
+                show("read, detect, filter", finished[0], len(items))
+
+            engine.run(_process, [(items, config, cached, task, keys, str(folder)) for task in tasks], source_done)
             show("read, detect, filter", len(items), len(items))
             spills = [folder / f"{key}.pkl" for key in keys]
             merged = [StepStats(s.name) for s in spill_stats(spills[0])] if spills else []

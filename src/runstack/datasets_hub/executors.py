@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from typing import Any
 
 from runstack.errors import InvalidArgumentError, MissingDependencyError
@@ -90,22 +90,33 @@ class Engine:
         elif self.executor == "spark" and self._spark is None:
             self._start_spark()
 
-    def run(self, task: Callable[..., Any], shares: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """``task(*share)`` for every share, each to the next free worker; results in share order."""
+    def run(self, task: Callable[..., Any], shares: Sequence[tuple[Any, ...]],
+            done: Callable[[int], None] | None = None) -> list[Any]:  # fmt: skip
+        """``task(*share)`` for every share, each to the next free worker; results in share order.
+        ``done(i)`` is called as share ``i`` finishes (Spark: once all have)."""
+        done = done or (lambda _: None)
         if not shares:
             return []
         if self.executor == "local" and self.workers == 1:
-            return [task(*share) for share in shares]
+            results = []
+            for index, share in enumerate(shares):
+                results.append(task(*share))
+                done(index)
+            return results
         self.start()
         if self._pool is not None:
-            return [f.result() for f in [self._pool.submit(task, *share) for share in shares]]
+            futures = [self._pool.submit(task, *share) for share in shares]
+            return _in_order(futures, as_completed, done)
         if self._client is not None:
-            futures = self._client.map(_call, [task] * len(shares), list(shares), pure=False)
-            return list(self._client.gather(futures))
+            from distributed import as_completed as finished
+
+            return _in_order(self._client.map(_call, [task] * len(shares), list(shares), pure=False), finished, done)
         indexed = list(enumerate(shares))
         rdd = self._spark.sparkContext.parallelize(indexed, len(indexed))
-        results = rdd.map(lambda item: (item[0], task(*item[1]))).collect()
-        return [value for _, value in sorted(results, key=lambda pair: pair[0])]
+        results = sorted(rdd.map(lambda item: (item[0], task(*item[1]))).collect(), key=lambda pair: pair[0])
+        for index, _ in results:
+            done(index)
+        return [value for _, value in results]
 
     def close(self) -> None:
         while self._closers:
@@ -143,6 +154,14 @@ class Engine:
         if existing is None:
             self._closers.append(self._spark.stop)
         self._spark.sparkContext.parallelize(range(self.workers), self.workers).map(lambda _: warm()).collect()
+
+
+def _in_order(futures: list[Any], finished: Callable[[list[Any]], Any], done: Callable[[int], None]) -> list[Any]:
+    position = {id(future): index for index, future in enumerate(futures)}
+    for future in finished(futures):
+        future.result()  # a task's error is raised as soon as it is known
+        done(position[id(future)])
+    return [future.result() for future in futures]
 
 
 def run_shares(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], executor: str = "local",
