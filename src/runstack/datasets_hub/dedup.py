@@ -17,7 +17,7 @@ from runstack.datasets_hub.config import MinHashConfig
 from runstack.datasets_hub.minhash import bottom_k, bottom_k_jaccard, candidate_pairs, shingle_hashes, signatures
 from runstack.datasets_hub.record import SourceFile
 
-BATCH_BYTES = 1 << 20  # text per vectorised batch: its hash arrays are ~40x its size
+BATCH_BYTES = 1 << 18  # text per vectorised batch: its hash arrays (~40x its size) stay in cache
 
 
 def sign(texts: list[str], config: MinHashConfig) -> tuple[np.ndarray, list[np.ndarray]]:
