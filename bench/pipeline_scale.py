@@ -126,14 +126,16 @@ def machine_ceiling(n: int = 4_000_000) -> float:
     import multiprocessing
     import time
 
-    start = time.perf_counter()
-    _spin(n), _spin(n)
-    one = time.perf_counter() - start
+    one = two = float("inf")
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         pool.map(_spin, [1, 1])  # both processes up
-        start = time.perf_counter()
-        pool.map(_spin, [n, n], chunksize=1)
-        two = time.perf_counter() - start
+        for _ in range(3):  # the best of three each
+            start = time.perf_counter()
+            _spin(n), _spin(n)
+            one = min(one, time.perf_counter() - start)
+            start = time.perf_counter()
+            pool.map(_spin, [n, n], chunksize=1)
+            two = min(two, time.perf_counter() - start)
     return one / two
 
 
