@@ -181,11 +181,11 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 i for i in range(len(items)) if keys[i] not in keys[:i] and not (folder / f"{keys[i]}.pkl").exists()
             ]
             report.sources_reused = len(items) - len(todo)
-            # Sources in 4 groups per worker, balanced by size (largest first onto the lightest),
+            # Sources in 8 groups per worker, balanced by size (largest first onto the lightest),
             # each group going to whichever worker is free: no worker waits on another's share, and
             # an engine's per-task cost is paid a few times, not once per source.
-            if world_size > 1:
-                tasks = _groups([items[i] for i in todo], 4 * world_size)
+            if world_size > 1:  # Spark's tasks cost ~40 ms each to start: fewer, larger ones there
+                tasks = _groups([items[i] for i in todo], (4 if executor == "spark" else 8) * world_size)
             else:  # one worker: in this process, a task per source (progress per source); elsewhere one task
                 tasks = [[j] for j in range(len(todo))] if executor == "local" else [list(range(len(todo)))]
             tasks = [[todo[j] for j in group] for group in tasks]

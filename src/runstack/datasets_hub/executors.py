@@ -32,6 +32,9 @@ def warm() -> int:
     import tempfile
     from pathlib import Path
 
+    # One task at a time per worker: go-enry's Go runtime needs no threads of its own on the other
+    # cores, where they would only slow the other workers (read when the library loads, just below).
+    os.environ.setdefault("GOMAXPROCS", "1")
     from runstack.datasets_hub import neardup  # noqa: F401
     from runstack.datasets_hub.build import Source, run_stage_one
     from runstack.datasets_hub.config import BuildConfig
