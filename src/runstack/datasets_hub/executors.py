@@ -131,10 +131,19 @@ class Engine:
             from distributed import Client, LocalCluster
         except ImportError:
             raise MissingDependencyError("dask[distributed]", "dask") from None
+        import dask
+
         cluster = None
         if self.address is None:
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
+            # Workers of our own: without the statistical profiler (it stops the task's thread every 10 ms to
+            # walk its stack) and with glibc's own malloc tuning (Dask's MALLOC_TRIM_THRESHOLD_ turns off
+            # its adaptive mmap threshold: every large numpy temporary is then fresh pages to fault in).
+            spawn_environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items()
+                             if k != "MALLOC_TRIM_THRESHOLD_"}  # fmt: skip
+            with dask.config.set({"distributed.worker.profile.enabled": False,
+                                  "distributed.nanny.pre-spawn-environ": spawn_environ}):  # fmt: skip
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)  # fmt: skip
             self._closers.append(cluster.close)
         self._client = Client(self.address or cluster)
         self._closers.append(self._client.close)
