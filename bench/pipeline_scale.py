@@ -1,9 +1,9 @@
 """The dataset hub at scale, on real code (installed packages' source folders, one source per
 folder): throughput per core beside datatrove's MinHash dedup pipeline on the same files,
 speed-up from 1 to 2 workers with each executor, peak memory at 1x and 4x the corpus, and the
-cost per TB extrapolated from the measured per-core rate (linear in cores: stage one and
-near-dedup's map and reduce rounds run on the workers; exact dedup's keys, the components and
-the Parquet writing stay in the driver).
+cost per TB extrapolated from the measured per-core rate (linear in cores: stage one,
+near-dedup's map and reduce rounds, the rows and the Parquet shards are made on the workers;
+exact dedup's keys and the components stay in the driver).
 
     python bench/pipeline_scale.py [--packages sklearn pandas] [--no-datatrove] [--no-spark]
 

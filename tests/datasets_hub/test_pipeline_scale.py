@@ -135,6 +135,23 @@ def test_every_executor_gives_byte_identical_releases(repos, tmp_path, executor)
     assert files_of(tmp_path / executor) == files_of(tmp_path / "local")
 
 
+def test_rows_and_shards_made_by_workers_are_the_same_bytes(repos, tmp_path):
+    # Many small shards, so several shard tasks and spool files per language: the same release as one process makes.
+    config = BuildConfig(shard_rows=2)
+    build([str(r) for r in repos], tmp_path / "one", "v1", config)
+    build([str(r) for r in repos], tmp_path / "two", "v1", config, workers=2)
+    one = files_of(tmp_path / "one")
+    assert one == files_of(tmp_path / "two")
+    manifest = json.loads(one["manifest.json"])
+    assert len(manifest["shards"]) > 3 and sum(s["rows"] for s in manifest["shards"]) == manifest["stats"]["files"]
+    import pyarrow.parquet as pq
+
+    for shard in manifest["shards"]:
+        keys = [(r["repo_name"], r["path"]) for r in pq.read_table(tmp_path / "one" / shard["path"]).to_pylist()]
+        assert keys == sorted(keys) and len(keys) == shard["rows"] <= 2
+    assert not list((tmp_path / "two").rglob("*.pkl"))  # the spool is gone
+
+
 def test_a_tracked_build_is_a_run_and_a_training_run_traces_back_to_it(repos, tmp_path):
     report = build([str(r) for r in repos], tmp_path / "code", "v1", track="datasets")
     api = runstack.Api()

@@ -233,7 +233,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                       "pii": dict(next((s.counters for s in merged if s.name == "pii"), {})),
                       "language_detector": language_detector(), "repository_copies": report.repo_copies}  # fmt: skip
             pipeline = {"steps": described, "fingerprint": fingerprint(described)}
-            report.manifest = writer.finish(version, config.to_dict(), counts, pipeline)
+            report.manifest = writer.finish(version, config.to_dict(), counts, pipeline, run=engine.run)
             show("publish", written, written)
             report.files_out = written
             _replace(staging, out)

@@ -84,7 +84,7 @@ def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[A
     folder.mkdir(parents=True, exist_ok=True)
     counts = [len(rows) for rows in rows_kept]
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(int).tolist() if counts else []
-    groups = _split(counts, tasks)
+    groups = split_counts(counts, tasks)
     names = [str(s) for s in spills]
     run(band_map, [(t, [names[i] for i in g], [rows_kept[i] for i in g], [offsets[i] for i in g], g, config,
                     str(folder), buckets) for t, g in enumerate(groups)])  # fmt: skip
@@ -95,7 +95,7 @@ def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[A
     return clusters(keys, verified, len(candidates))
 
 
-def _split(counts: Sequence[int], tasks: int) -> list[list[int]]:
+def split_counts(counts: Sequence[int], tasks: int) -> list[list[int]]:
     """Spill indices in at most ``tasks`` runs of consecutive spills with similar document counts."""
     total, groups, current, done = sum(counts), [], [], 0
     for index, count in enumerate(counts):

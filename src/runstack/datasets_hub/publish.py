@@ -13,6 +13,7 @@ import pickle
 import re
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,67 +53,101 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+SpoolEntry = tuple[str, tuple[Any, ...], str, int]  # (language, sort key, spool file, offset)
+
+
+def spool(rows: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], folder: Path, prefix: str) -> dict[str, Any]:
+    """Rows (each with its tie-breaking order) to spool files ``folder/prefix-N.pkl``, one per
+    language; returns their entries (language, sort key, file, offset) and the rows' stats."""
+    handles: dict[str, Any] = {}
+    entries: list[SpoolEntry] = []
+    count, size, license_types = 0, 0, Counter[str]()
+    try:
+        for order, row in rows:
+            language = row["language"]
+            handle = handles.get(language)
+            if handle is None:
+                handle = handles[language] = open(folder / f"{prefix}-{len(handles)}.pkl", "wb")  # noqa: SIM115
+            entries.append((language, (row["repo_name"], row["path"], row["blob_id"], *order),
+                            Path(handle.name).name, handle.tell()))  # fmt: skip
+            pickle.dump({c: row[c] for c in COLUMNS}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            count, size = count + 1, size + row["length_bytes"]
+            license_types[row["license_type"]] += 1
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return {"entries": entries, "count": count, "bytes": size, "license_types": license_types}
+
+
+def write_shard(path: str, folder: str, rows: list[tuple[str, int]]) -> tuple[int, str]:
+    """One Parquet shard from spooled rows (file, offset), in order, one row group at a time
+    (at most ``ROW_GROUP`` rows or about ``ROW_GROUP_BYTES`` of content); returns (bytes, sha256)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, Any] = {}
+    try:
+        with pq.ParquetWriter(target, _schema(), compression="zstd") as parquet:
+            part: list[dict[str, Any]] = []
+            size = 0
+            for position, (name, offset) in enumerate(rows):
+                handle = handles.get(name) or handles.setdefault(name, open(Path(folder) / name, "rb"))  # noqa: SIM115
+                handle.seek(offset)
+                part.append(pickle.load(handle))
+                size += len(part[-1]["content"])
+                if len(part) == ROW_GROUP or size >= ROW_GROUP_BYTES or position == len(rows) - 1:
+                    parquet.write_table(pa.Table.from_pylist(part, schema=_schema()), row_group_size=len(part))
+                    part, size = [], 0
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return target.stat().st_size, _sha256(target)
+
+
 class ReleaseWriter:
-    """Rows in, shards out, in bounded memory: rows wait on disk (one file per language) with
-    only their sort keys in memory; each shard is then read back in order and written."""
+    """Rows in, shards out, in bounded memory: rows wait on disk (spool files per language, written
+    here or by an engine's tasks) with only their sort keys in memory; each shard is then read back
+    in order and written, by the engine's workers when ``finish`` is given one."""
 
     def __init__(self, out: Path, shard_rows: int) -> None:
         self.out, self.shard_rows = out, shard_rows
         self.spool = out / ".rows"
         self.spool.mkdir(parents=True)
-        self.files: dict[str, Any] = {}
-        self.keys: dict[str, list[tuple[str, str, str, int]]] = {}
+        self.keys: dict[str, list[tuple[tuple[Any, ...], str, int]]] = {}
         self.count, self.bytes = 0, 0
         self.license_types: Counter[str] = Counter()
 
-    def add(self, row: dict[str, Any]) -> None:
-        language = row["language"]
-        handle = self.files.get(language)
-        if handle is None:
-            handle = self.files[language] = open(self.spool / f"{len(self.files)}.pkl", "w+b")  # noqa: SIM115
-            self.keys[language] = []
-        self.keys[language].append((row["repo_name"], row["path"], row["blob_id"], handle.tell()))
-        pickle.dump({c: row[c] for c in COLUMNS}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
-        self.bytes += row["length_bytes"]
-        self.license_types[row["license_type"]] += 1
+    def extend(self, spooled: dict[str, Any]) -> None:
+        """Take the rows ``spool`` wrote into this writer's spool folder."""
+        for language, key, name, offset in spooled["entries"]:
+            self.keys.setdefault(language, []).append((key, name, offset))
+        self.count += spooled["count"]
+        self.bytes += spooled["bytes"]
+        self.license_types.update(spooled["license_types"])
 
     def finish(self, version: str, config: dict[str, Any], counts: dict[str, Any],
-               pipeline: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-        """Write shards, README.md and manifest.json; returns the manifest (with the pipeline's
-        steps and fingerprint when given)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        shards = []
+               pipeline: dict[str, Any] | None = None, run: Any = None) -> dict[str, Any]:  # fmt: skip
+        """Write shards (a task each, given to ``run(task, shares)`` when set), README.md and
+        manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
+        planned, shares = [], []
         try:
             for language in sorted(self.keys):
-                handle, keys = self.files[language], sorted(self.keys[language])
-                name = config_name(language)
+                keys, name = sorted(self.keys[language]), config_name(language)
                 total = max(1, -(-len(keys) // self.shard_rows))
                 for index in range(total):
                     chosen = keys[index * self.shard_rows : (index + 1) * self.shard_rows]
                     path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    # One row group at a time, whatever the shard's size.
-                    with pq.ParquetWriter(path, _schema(), compression="zstd") as parquet:
-                        part: list[dict[str, Any]] = []
-                        size = 0
-                        for position, (*_, offset) in enumerate(chosen):
-                            handle.seek(offset)
-                            part.append(pickle.load(handle))
-                            size += len(part[-1]["content"])
-                            if len(part) == ROW_GROUP or size >= ROW_GROUP_BYTES or position == len(chosen) - 1:
-                                parquet.write_table(
-                                    pa.Table.from_pylist(part, schema=_schema()), row_group_size=len(part)
-                                )
-                                part, size = [], 0
-                    shards.append({"path": path.relative_to(self.out).as_posix(), "config": name, "language": language,
-                                   "rows": len(chosen), "bytes": path.stat().st_size, "sha256": _sha256(path)})  # fmt: skip
+                    planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
+                                    "language": language, "rows": len(chosen)})  # fmt: skip
+                    shares.append((str(path), str(self.spool), [(file, offset) for _, file, offset in chosen]))
+            written = run(write_shard, shares) if run is not None else [write_shard(*share) for share in shares]
         finally:
-            for handle in self.files.values():
-                handle.close()
             shutil.rmtree(self.spool)
+        shards = [
+            {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)
+        ]
         languages = {language: len(keys) for language, keys in sorted(self.keys.items())}
         stats = {"files": self.count, "bytes": self.bytes, "languages": languages,
                  "license_types": dict(sorted(self.license_types.items()))}  # fmt: skip

@@ -13,9 +13,9 @@ import numpy as np
 from runstack.datasets_hub.cache import read_spill
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import exact_survivors, rank_key, repository_copies
-from runstack.datasets_hub.neardup import near_dedup
+from runstack.datasets_hub.neardup import near_dedup, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
-from runstack.datasets_hub.publish import ReleaseWriter
+from runstack.datasets_hub.publish import ReleaseWriter, spool
 from runstack.datasets_hub.record import SourceFile
 
 
@@ -50,7 +50,7 @@ def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config
                 run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
     """Exact, near and repository-level dedup over every spilled record; the survivors go to
     ``writer``. Returns how many. The driver keeps per file a key, never its content or sketch;
-    near-dedup's rounds go to ``run`` (the build's engine)."""
+    near-dedup's rounds and the making of the rows go to ``run`` (the build's engine)."""
     keys, where, blob_ids = [], [], []
     for index, row, record in records():
         keys.append((record.sha256, rank_key(record)))
@@ -74,19 +74,40 @@ def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config
     copies = {} if config.repo_dedup == "off" else repository_copies(
         [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
     report.repo_copies = copies
-    written, i = 0, -1
-    for (_, _, record), kept in zip(records(), keep, strict=True):
+    # What each surviving record becomes, by (spill, row): the rows are then made and spooled by
+    # the engine's workers, which read the spills again (the driver never holds contents).
+    decided: list[dict[int, tuple[str | None, str | None]]] = [{} for _ in spills]
+    i = -1
+    for (index, row), kept, (_, key) in zip(where, keep, keys, strict=True):
         if not kept:
             continue
         i += 1
-        if not result.survivors[i]:
+        copy_of = copies.get(key[2])
+        if not result.survivors[i] or (copy_of is not None and config.repo_dedup == "drop"):
             continue
         cluster = result.cluster_of[i]
-        record.near_dup_cluster = kept_blobs[cluster] if cluster is not None else None
-        copy_of = copies.get(record.repo_name)
-        if copy_of is not None and config.repo_dedup == "drop":
-            continue
-        record.repo_duplicate_of = copy_of["of"] if copy_of is not None else None
-        writer.add(record.row())
-        written += 1
-    return written
+        decided[index][row] = (kept_blobs[cluster] if cluster is not None else None,
+                               copy_of["of"] if copy_of is not None else None)  # fmt: skip
+    groups = split_counts([len(d) for d in decided], 4 * workers)
+    shares = [
+        (t, [str(spills[i]) for i in g], [decided[i] for i in g], g, str(writer.spool)) for t, g in enumerate(groups)
+    ]
+    for spooled in run(emit_rows, shares):
+        writer.extend(spooled)
+    return writer.count
+
+
+def emit_rows(task: int, spills: list[str], decided: list[dict[int, tuple[str | None, str | None]]],
+              indices: list[int], folder: str) -> dict[str, Any]:  # fmt: skip
+    """The published rows of these spills' surviving records, spooled into ``folder``."""
+
+    def rows() -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
+        for spill, chosen, index in zip(spills, decided, indices, strict=True):
+            if not chosen:
+                continue
+            for row, record in enumerate(read_spill(Path(spill))):
+                if row in chosen:
+                    record.near_dup_cluster, record.repo_duplicate_of = chosen[row]
+                    yield (index, row), record.row()
+
+    return spool(rows(), Path(folder), f"{task:05d}")
