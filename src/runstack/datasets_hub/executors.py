@@ -27,8 +27,9 @@ def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def warm() -> int:
-    """Get a worker ready: imports, go-enry's library, the licence index, the MinHash tables, each
-    step's first call, by running the default steps over two small files. Returns its pid."""
+    """Get a worker ready: imports (the Parquet writer's too), go-enry's library, the licence index,
+    the MinHash tables, each step's first call, by running the default steps over two small files.
+    Returns its pid."""
     import tempfile
     from pathlib import Path
 
@@ -50,6 +51,10 @@ def warm() -> int:
         texts = [r.content for r in run_stage_one([Source(folder, repo_name="warm/up")], config, None)
                  if not isinstance(r, list)]  # fmt: skip
         sign(texts, config.minhash)
+    import pyarrow as pa
+    import pyarrow.parquet  # noqa: F401  (workers write the shards)
+
+    pa.array([""])  # the first array also imports pandas where it is installed
     return os.getpid()
 
 
