@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,23 @@ def test_a_new_version_rereads_only_changed_sources_and_reapplies_opt_outs(repos
     assert not any(name.startswith("alice/") for name in published(tmp_path / "v3"))
     assert dict(next(s for s in third.steps if s.name == "opt-out").dropped)["opted out"] > 0
     assert scratch.files_out > third.files_out
+
+
+def test_shards_are_kept_in_the_cache_by_their_rows_and_reused(repos, tmp_path):
+    config, cache = BuildConfig(shard_rows=2), tmp_path / "cache"
+    build([str(r) for r in repos], tmp_path / "v1", "v1", config, cache=cache)
+    kept = {p: p.stat().st_mtime_ns for p in (cache / "shards").glob("*.parquet")}
+    shards = sorted((tmp_path / "v1" / "data").rglob("*.parquet"))
+    assert len(kept) == len(shards) > 3
+    # Built again (a resumed or a next build): every shard comes from the cache, none is written again.
+    build([str(r) for r in repos], tmp_path / "v1b", "v1", config, cache=cache, workers=2)
+    assert {p: p.stat().st_mtime_ns for p in (cache / "shards").glob("*.parquet")} == kept
+    assert files_of(tmp_path / "v1b") == files_of(tmp_path / "v1")
+    assert all(any(os.path.samefile(s, c) for c in kept) for s in (tmp_path / "v1b" / "data").rglob("*.parquet"))
+    # A shard damaged in the cache is made again, not published.
+    damaged = next(iter(kept))
+    damaged.unlink()  # (the releases' hard links keep their bytes)
+    damaged.write_bytes(b"PAR1 not a shard")
+    build([str(r) for r in repos], tmp_path / "v1c", "v1", config, cache=cache)
+    assert files_of(tmp_path / "v1c") == files_of(tmp_path / "v1")
+    assert damaged.read_bytes() != b"PAR1 not a shard"

@@ -106,10 +106,16 @@ def read_signatures(spill: Path) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def read_spill(path: Path) -> Iterator[SourceFile]:
+    return (record for _, record in read_spill_at(path))
+
+
+def read_spill_at(path: Path) -> Iterator[tuple[int, SourceFile]]:
+    """(offset, record) of every record of a spill: a record can be read again from its offset."""
     with open(path, "rb") as handle:
         while True:
+            offset = handle.tell()
             try:
-                yield pickle.load(handle)
+                yield offset, pickle.load(handle)
             except EOFError:
                 return
 

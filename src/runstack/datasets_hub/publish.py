@@ -3,22 +3,23 @@ card with ``configs:`` (one per language plus ``default``), and ``manifest.json`
 
 Everything written is a function of the records and the config: rows are sorted, the
 schema is fixed and nothing records a time, so the same inputs give byte-identical files.
-Rows are spooled to disk by language and only their sort keys stay in memory.
+Records stay in their spills; only their sort keys and offsets are held while the shards are planned.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pickle
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from runstack.datasets_hub.record import COLUMNS, SCHEMA
+from runstack.datasets_hub.record import SCHEMA
 
 MANIFEST = "manifest.json"
 # A Parquet row group holds at most this many rows or (about) this much content: what memory holds while writing.
@@ -53,98 +54,100 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-SpoolEntry = tuple[str, tuple[Any, ...], str, int]  # (language, sort key, spool file, offset)
+# A published row's origin: its spill, the record's offset there, and (near_dup_cluster, repo_duplicate_of).
+Origin = tuple[str, int, tuple[str | None, str | None]]
 
 
-def spool(rows: Iterable[tuple[tuple[Any, ...], dict[str, Any]]], folder: Path, prefix: str) -> dict[str, Any]:
-    """Rows (each with its tie-breaking order) to spool files ``folder/prefix-N.pkl``, one per
-    language; returns their entries (language, sort key, file, offset) and the rows' stats."""
-    handles: dict[str, Any] = {}
-    entries: list[SpoolEntry] = []
-    count, size, license_types = 0, 0, Counter[str]()
+def write_shard(path: str, rows: list[Origin], cached: str | None = None) -> tuple[int, str]:
+    """One Parquet shard of these records, read from their spills in order, one row group at a time
+    (at most ``ROW_GROUP`` rows or about ``ROW_GROUP_BYTES`` of content); returns (bytes, sha256).
+    With ``cached`` (a path in the build cache named after exactly these rows), a shard written
+    there before is taken as it is, and a new one is kept there for the next build."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if cached is not None and Path(cached).exists():
+        _place(Path(cached), target)
+        digest = _sha256(target)
+        if Path(cached).with_suffix(".sha256").read_text().strip() == digest:
+            return target.stat().st_size, digest
+        target.unlink()  # damaged in the cache since: made again
+    made = Path(cached or path)
+    made.parent.mkdir(parents=True, exist_ok=True)
+    temporary = made.with_name(f".{made.name}.{os.getpid()}.tmp")
+    _write_rows(temporary, rows)
+    digest = _sha256(temporary)
+    if cached is not None:
+        made.with_suffix(".sha256").write_text(digest + "\n")
+    os.replace(temporary, made)  # a killed build leaves no partial shard under its name
+    if cached is not None:
+        _place(made, target)
+    return target.stat().st_size, digest
+
+
+def _place(cached: Path, target: Path) -> None:
     try:
-        for order, row in rows:
-            language = row["language"]
-            handle = handles.get(language)
-            if handle is None:
-                handle = handles[language] = open(folder / f"{prefix}-{len(handles)}.pkl", "wb")  # noqa: SIM115
-            entries.append((language, (row["repo_name"], row["path"], row["blob_id"], *order),
-                            Path(handle.name).name, handle.tell()))  # fmt: skip
-            pickle.dump({c: row[c] for c in COLUMNS}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            count, size = count + 1, size + row["length_bytes"]
-            license_types[row["license_type"]] += 1
-    finally:
-        for handle in handles.values():
-            handle.close()
-    return {"entries": entries, "count": count, "bytes": size, "license_types": license_types}
+        os.link(cached, target)  # no second copy where the cache shares the output's file system
+    except OSError:
+        shutil.copyfile(cached, target)
 
 
-def write_shard(path: str, folder: str, rows: list[tuple[str, int]]) -> tuple[int, str]:
-    """One Parquet shard from spooled rows (file, offset), in order, one row group at a time
-    (at most ``ROW_GROUP`` rows or about ``ROW_GROUP_BYTES`` of content); returns (bytes, sha256)."""
+def _write_rows(target: Path, rows: list[Origin]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     handles: dict[str, Any] = {}
     try:
         with pq.ParquetWriter(target, _schema(), compression="zstd") as parquet:
             part: list[dict[str, Any]] = []
             size = 0
-            for position, (name, offset) in enumerate(rows):
-                handle = handles.get(name) or handles.setdefault(name, open(Path(folder) / name, "rb"))  # noqa: SIM115
+            for position, (spill, offset, (cluster, copy_of)) in enumerate(rows):
+                handle = handles.get(spill) or handles.setdefault(spill, open(spill, "rb"))  # noqa: SIM115
                 handle.seek(offset)
-                part.append(pickle.load(handle))
-                size += len(part[-1]["content"])
+                record = pickle.load(handle)
+                record.near_dup_cluster, record.repo_duplicate_of = cluster, copy_of
+                part.append(record.row())
+                size += len(record.content)
                 if len(part) == ROW_GROUP or size >= ROW_GROUP_BYTES or position == len(rows) - 1:
                     parquet.write_table(pa.Table.from_pylist(part, schema=_schema()), row_group_size=len(part))
                     part, size = [], 0
     finally:
         for handle in handles.values():
             handle.close()
-    return target.stat().st_size, _sha256(target)
 
 
 class ReleaseWriter:
-    """Rows in, shards out, in bounded memory: rows wait on disk (spool files per language, written
-    here or by an engine's tasks) with only their sort keys in memory; each shard is then read back
-    in order and written, by the engine's workers when ``finish`` is given one."""
+    """Rows in, shards out, in bounded memory: a row is its sort key and where its record lies (a
+    spill and an offset), never its content; each shard is then made from the spills, by the
+    engine's workers when ``finish`` is given one. With ``cache``, shards are kept there by the
+    exact rows they hold: a resumed or next build reuses every shard whose rows are unchanged."""
 
-    def __init__(self, out: Path, shard_rows: int) -> None:
-        self.out, self.shard_rows = out, shard_rows
-        self.spool = out / ".rows"
-        self.spool.mkdir(parents=True)
-        self.keys: dict[str, list[tuple[tuple[Any, ...], str, int]]] = {}
+    def __init__(self, out: Path, shard_rows: int, cache: Path | None = None) -> None:
+        self.out, self.shard_rows, self.cache = out, shard_rows, cache
+        self.keys: dict[str, list[tuple[tuple[Any, ...], Origin]]] = {}
         self.count, self.bytes = 0, 0
         self.license_types: Counter[str] = Counter()
 
-    def extend(self, spooled: dict[str, Any]) -> None:
-        """Take the rows ``spool`` wrote into this writer's spool folder."""
-        for language, key, name, offset in spooled["entries"]:
-            self.keys.setdefault(language, []).append((key, name, offset))
-        self.count += spooled["count"]
-        self.bytes += spooled["bytes"]
-        self.license_types.update(spooled["license_types"])
+    def add(self, language: str, key: tuple[Any, ...], origin: Origin, length_bytes: int, license_type: str) -> None:
+        self.keys.setdefault(language, []).append((key, origin))
+        self.count += 1
+        self.bytes += length_bytes
+        self.license_types[license_type] += 1
 
     def finish(self, version: str, config: dict[str, Any], counts: dict[str, Any],
                pipeline: dict[str, Any] | None = None, run: Any = None) -> dict[str, Any]:  # fmt: skip
         """Write shards (a task each, given to ``run(task, shares)`` when set), README.md and
         manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
         planned, shares = [], []
-        try:
-            for language in sorted(self.keys):
-                keys, name = sorted(self.keys[language]), config_name(language)
-                total = max(1, -(-len(keys) // self.shard_rows))
-                for index in range(total):
-                    chosen = keys[index * self.shard_rows : (index + 1) * self.shard_rows]
-                    path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
-                    planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
-                                    "language": language, "rows": len(chosen)})  # fmt: skip
-                    shares.append((str(path), str(self.spool), [(file, offset) for _, file, offset in chosen]))
-            written = run(write_shard, shares) if run is not None else [write_shard(*share) for share in shares]
-        finally:
-            shutil.rmtree(self.spool)
+        for language in sorted(self.keys):
+            keys, name = sorted(self.keys[language], key=lambda item: item[0]), config_name(language)
+            total = max(1, -(-len(keys) // self.shard_rows))
+            for index in range(total):
+                chosen = [origin for _, origin in keys[index * self.shard_rows : (index + 1) * self.shard_rows]]
+                path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
+                planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
+                                "language": language, "rows": len(chosen)})  # fmt: skip
+                shares.append((str(path), chosen, self._cached(chosen)))
+        written = run(write_shard, shares) if run is not None else [write_shard(*share) for share in shares]
         shards = [
             {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)
         ]
@@ -158,6 +161,15 @@ class ReleaseWriter:
         (self.out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         (self.out / "README.md").write_text(_card(version, languages, stats))
         return manifest
+
+    def _cached(self, rows: list[Origin]) -> str | None:
+        """Where a shard of exactly these rows is kept: named after the spills (whose names cover
+        the sources and the steps) and offsets of its records, their dedup fields and the writer."""
+        if self.cache is None:
+            return None
+        described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
+        text = json.dumps([tool_versions().get("runstack"), ROW_GROUP, ROW_GROUP_BYTES, described])
+        return str(self.cache / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
 
 
 def _card(version: str, by_language: dict[str, int], stats: dict[str, Any]) -> str:

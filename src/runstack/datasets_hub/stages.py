@@ -10,25 +10,25 @@ from typing import Any
 
 import numpy as np
 
-from runstack.datasets_hub.cache import read_spill
+from runstack.datasets_hub.cache import read_spill_at
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import exact_survivors, rank_key, repository_copies
-from runstack.datasets_hub.neardup import near_dedup, split_counts
+from runstack.datasets_hub.neardup import near_dedup
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
-from runstack.datasets_hub.publish import ReleaseWriter, spool
+from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
 
 
 def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]) -> Callable[[], Iterator[Any]]:
     """Each call reads every spill again, through the late filters (counted on the first read),
-    yielding (spill index, row in the spill, record) for the records they keep."""
+    yielding (spill index, row in the spill, offset in the spill, record) for the records they keep."""
     passes = [0]
 
-    def read() -> Iterator[tuple[int, int, SourceFile]]:
+    def read() -> Iterator[tuple[int, int, int, SourceFile]]:
         counting = passes[0] == 0
         passes[0] += 1
         for index, spill in enumerate(spills):
-            for row, record in enumerate(read_spill(spill)):
+            for row, (offset, record) in enumerate(read_spill_at(spill)):
                 for step, stats in zip(late, late_stats, strict=True):
                     verdict = step.process(record)
                     if counting:
@@ -40,7 +40,7 @@ def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepSt
                     if counting:
                         stats.kept += 1
                 else:
-                    yield index, row, record
+                    yield index, row, offset, record
 
     return read
 
@@ -50,12 +50,13 @@ def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config
                 run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
     """Exact, near and repository-level dedup over every spilled record; the survivors go to
     ``writer``. Returns how many. The driver keeps per file a key, never its content or sketch;
-    near-dedup's rounds and the making of the rows go to ``run`` (the build's engine)."""
-    keys, where, blob_ids = [], [], []
-    for index, row, record in records():
+    near-dedup's rounds go to ``run`` (the build's engine), as the shards will."""
+    keys, where, blob_ids, rows = [], [], [], []
+    for index, row, offset, record in records():
         keys.append((record.sha256, rank_key(record)))
         where.append((index, row))
         blob_ids.append(record.blob_id)
+        rows.append((offset, str(record.language), record.length_bytes, record.license_type))
     show("exact dedup", 0, len(keys))
     keep, report.exact_duplicates = exact_survivors(keys)
     show("exact dedup", len(keys), len(keys))
@@ -74,11 +75,10 @@ def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config
     copies = {} if config.repo_dedup == "off" else repository_copies(
         [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
     report.repo_copies = copies
-    # What each surviving record becomes, by (spill, row): the rows are then made and spooled by
-    # the engine's workers, which read the spills again (the driver never holds contents).
-    decided: list[dict[int, tuple[str | None, str | None]]] = [{} for _ in spills]
+    # The survivors go to the writer as keys and origins; the workers make the rows from the spills.
     i = -1
-    for (index, row), kept, (_, key) in zip(where, keep, keys, strict=True):
+    for (index, row), kept, (_, key), blob, (offset, language, length, licence) in zip(
+            where, keep, keys, blob_ids, rows, strict=True):  # fmt: skip
         if not kept:
             continue
         i += 1
@@ -86,28 +86,6 @@ def deduplicate(records: Callable[[], Iterator[Any]], spills: list[Path], config
         if not result.survivors[i] or (copy_of is not None and config.repo_dedup == "drop"):
             continue
         cluster = result.cluster_of[i]
-        decided[index][row] = (kept_blobs[cluster] if cluster is not None else None,
-                               copy_of["of"] if copy_of is not None else None)  # fmt: skip
-    groups = split_counts([len(d) for d in decided], 4 * workers)
-    shares = [
-        (t, [str(spills[i]) for i in g], [decided[i] for i in g], g, str(writer.spool)) for t, g in enumerate(groups)
-    ]
-    for spooled in run(emit_rows, shares):
-        writer.extend(spooled)
+        fields = (kept_blobs[cluster] if cluster is not None else None, copy_of["of"] if copy_of is not None else None)
+        writer.add(language, (key[2], key[3], blob, index, row), (str(spills[index]), offset, fields), length, licence)
     return writer.count
-
-
-def emit_rows(task: int, spills: list[str], decided: list[dict[int, tuple[str | None, str | None]]],
-              indices: list[int], folder: str) -> dict[str, Any]:  # fmt: skip
-    """The published rows of these spills' surviving records, spooled into ``folder``."""
-
-    def rows() -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
-        for spill, chosen, index in zip(spills, decided, indices, strict=True):
-            if not chosen:
-                continue
-            for row, record in enumerate(read_spill(Path(spill))):
-                if row in chosen:
-                    record.near_dup_cluster, record.repo_duplicate_of = chosen[row]
-                    yield (index, row), record.row()
-
-    return spool(rows(), Path(folder), f"{task:05d}")
