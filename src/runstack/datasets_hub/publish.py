@@ -68,7 +68,8 @@ def write_shard(path: str, rows: list[Origin], cached: str | None = None) -> tup
     if cached is not None and Path(cached).exists():
         _place(Path(cached), target)
         digest = _sha256(target)
-        if Path(cached).with_suffix(".sha256").read_text().strip() == digest:
+        recorded = Path(cached).with_suffix(".sha256")
+        if recorded.is_file() and recorded.read_text().strip() == digest:
             return target.stat().st_size, digest
         target.unlink()  # damaged in the cache since: made again
     made = Path(cached or path)
