@@ -105,10 +105,6 @@ def read_signatures(spill: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     return sigs, [flat[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
 
 
-def read_spill(path: Path) -> Iterator[SourceFile]:
-    return (record for _, record in read_spill_at(path))
-
-
 def read_spill_at(path: Path) -> Iterator[tuple[int, SourceFile]]:
     """(offset, record) of every record of a spill: a record can be read again from its offset."""
     with open(path, "rb") as handle:

@@ -130,15 +130,6 @@ class NearDeduplicator:
         if self._pending >= BATCH_BYTES:
             self._flush()
 
-    def extend(self, sigs: np.ndarray, sketches: list[np.ndarray], keys: list[tuple[Any, ...]]) -> None:
-        """Add documents whose signatures and sketches were computed elsewhere (a build's
-        per-source stage, in parallel), in order."""
-        self._flush()
-        if len(keys):
-            self._sigs.append(sigs)
-            self._sketches += sketches
-            self._keys += keys
-
     def _flush(self) -> None:
         if self._texts:
             hashes, docs = shingle_hashes(self._texts, self.config.ngram)

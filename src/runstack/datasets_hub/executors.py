@@ -182,11 +182,3 @@ def _in_order(futures: list[Any], finished: Callable[[list[Any]], Any], done: Ca
         future.result()  # a task's error is raised as soon as it is known
         done(position[id(future)])
     return [future.result() for future in futures]
-
-
-def run_shares(task: Callable[..., Any], shares: Sequence[tuple[Any, ...]], executor: str = "local",
-               address: str | None = None, workers: int | None = None) -> list[Any]:  # fmt: skip
-    """One round on an engine of its own: ``task(*share)`` for every share, ``workers`` at a
-    time (default one per share); results in share order."""
-    with Engine(executor, address, max(1, min(workers or len(shares), len(shares)))) as engine:
-        return engine.run(task, shares)

@@ -29,8 +29,8 @@ from runstack.datasets_hub.secrets_patterns import DETECTORS, KINDS
 from runstack.errors import InvalidArgumentError
 
 MODES = ("strict", "balanced", "off")
-_CONTEXT = re.compile(r"(?i)key|token|secret|passw|pwd|auth|credential|bearer")
-_CONTEXT_WORDS = ("key", "token", "secret", "passw", "pwd", "auth", "credential", "bearer")  # _CONTEXT, lowered
+_CONTEXT_WORDS = ("key", "token", "secret", "passw", "pwd", "auth", "credential", "bearer")
+_CONTEXT = re.compile("(?i)" + "|".join(_CONTEXT_WORDS))
 _ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 
 

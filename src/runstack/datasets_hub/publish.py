@@ -138,7 +138,7 @@ class ReleaseWriter:
                pipeline: dict[str, Any] | None = None, run: Any = None) -> dict[str, Any]:  # fmt: skip
         """Write shards (a task each, given to ``run(task, shares)`` when set), README.md and
         manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
-        planned, shares = [], []
+        planned, shares, writer = [], [], tool_versions().get("runstack")
         for language in sorted(self.keys):
             keys, name = sorted(self.keys[language], key=lambda item: item[0]), config_name(language)
             total = max(1, -(-len(keys) // self.shard_rows))
@@ -147,7 +147,7 @@ class ReleaseWriter:
                 path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
                 planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
                                 "language": language, "rows": len(chosen)})  # fmt: skip
-                shares.append((str(path), chosen, self._cached(chosen)))
+                shares.append((str(path), chosen, self._cached(chosen, writer)))
         written = run(write_shard, shares) if run is not None else [write_shard(*share) for share in shares]
         shards = [
             {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)
@@ -163,13 +163,13 @@ class ReleaseWriter:
         (self.out / "README.md").write_text(_card(version, languages, stats))
         return manifest
 
-    def _cached(self, rows: list[Origin]) -> str | None:
+    def _cached(self, rows: list[Origin], writer: str | None) -> str | None:
         """Where a shard of exactly these rows is kept: named after the spills (whose names cover
         the sources and the steps) and offsets of its records, their dedup fields and the writer."""
         if self.cache is None:
             return None
         described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
-        text = json.dumps([tool_versions().get("runstack"), ROW_GROUP, ROW_GROUP_BYTES, described])
+        text = json.dumps([writer, ROW_GROUP, ROW_GROUP_BYTES, described])
         return str(self.cache / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
 
 

@@ -38,32 +38,12 @@ def _profile(text: str, word: int) -> tuple[int, int, int, list[str]]:
     """(lines, longest line, letters and digits, words of at least ``word`` characters), as
     ``splitlines``, ``isalnum`` and ``split`` count them, without a string per line or word."""
     if text.isascii():
-        raw = text.encode("ascii")
-        codes = np.frombuffer(raw, dtype=np.uint8)
+        codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
         if not np.any((codes < 32) & (codes != 10) & (codes != 9)):  # only "\n" ends a line: compare, no lookups
-            ends = np.flatnonzero(codes == 10)
-            lengths = np.diff(ends, prepend=-1, append=len(codes)) - 1
-            if len(ends) and ends[-1] == len(codes) - 1:
-                lengths = lengths[:-1]  # no empty line after a final line break
             folded = codes | 32  # upper case to lower, digits unchanged
             alnum = np.count_nonzero((folded >= 97) & (folded <= 122) | (codes >= 48) & (codes <= 57))
-            return len(lengths) or 1, int(lengths.max(initial=0)), int(alnum), _long_words(text, codes, ends, word)
+            return _measure(text, codes, codes == 10, codes <= 32, int(alnum), word)
     return _measure(text, *_classes(text), word)  # type: ignore[misc]
-
-
-def _long_words(text: str, codes: np.ndarray, ends: np.ndarray, word: int) -> list[str]:
-    """Words of at least ``word`` characters of an ASCII text whose lines end at ``ends``: such a word
-    covers a whole aligned block of ``word // 2`` characters, so only lines holding a block with no
-    white space are split."""
-    block = max(1, word // 2)
-    usable = len(codes) // block * block
-    solid = ~(codes[:usable] <= 32).reshape(-1, block).any(axis=1)
-    if not solid.any():
-        return []
-    starts = np.flatnonzero(solid) * block
-    lines = np.unique(np.searchsorted(ends, starts))  # the line of each solid block
-    bounds = np.concatenate(([-1], ends, [len(codes)]))
-    return [w for i in lines for w in text[bounds[i] + 1 : bounds[i + 1]].split() if len(w) >= word]
 
 
 def _measure(text: str, codes: np.ndarray, breaks: np.ndarray, space: np.ndarray, alnum: int,
@@ -78,10 +58,21 @@ def _measure(text: str, codes: np.ndarray, breaks: np.ndarray, space: np.ndarray
     lengths = np.concatenate((ends, [len(codes)])) - starts
     if len(lengths) > 1 and starts[-1] >= len(codes):  # no empty line after a final line break
         lengths = lengths[:-1]
-    edge = np.diff((~space).astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    first, last = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
-    long = np.flatnonzero(last - first >= word)
-    return len(lengths), int(lengths.max()), alnum, [text[first[i] : last[i]] for i in long]
+    return len(lengths), int(lengths.max()), alnum, _long_words(text, space, ends, word)
+
+
+def _long_words(text: str, space: np.ndarray, ends: np.ndarray, word: int) -> list[str]:
+    """Words of at least ``word`` characters, the lines ending at ``ends`` being split: such a word
+    covers a whole aligned block of ``word // 2`` characters, so only lines holding a block with no
+    white space are split (line boundaries are white space: no word spans two lines)."""
+    block = max(1, word // 2)
+    usable = len(space) // block * block
+    solid = ~space[:usable].reshape(-1, block).any(axis=1)
+    if not solid.any():
+        return []
+    lines = np.unique(np.searchsorted(ends, np.flatnonzero(solid) * block))  # the line of each solid block
+    bounds = np.concatenate(([-1], ends, [len(space)]))
+    return [w for i in lines for w in text[bounds[i] + 1 : bounds[i + 1]].split() if len(w) >= word]
 
 
 # Long runs of base64, hex or escaped bytes: embedded data rather than code.

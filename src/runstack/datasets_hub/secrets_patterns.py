@@ -25,9 +25,11 @@ class Detector:
     needs: tuple[str, ...] = ()  # the pattern can only match a text holding one of these (lowercased when ``lower``)
     lower: bool = False
     prefilter: re.Pattern[str] | None = None  # a cheap pattern every match also matches
-    line: bool = False  # a match never spans lines, and holds its needle or prefilter match: scan only those lines
+    line: bool = (
+        False  # a match never spans lines and holds its (digit) needle or prefilter match: scan only those lines
+    )
     lead: int = -1  # every match starts at most this many characters before a needle: try only there
-    digit_needs: tuple[str, ...] = ()  # as ``needs``, in the text with every digit written 0 (ASCII texts)
+    digit_needs: tuple[str, ...] = ()  # as ``needs``, in a one-byte-per-character copy with every digit written 0
     trigger: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -188,7 +190,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("ipv6", "IP_ADDRESS", re.compile(r"(?<![\w:.])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])"), _public_ipv6,
              prefilter=re.compile(r":[0-9a-fA-F]{0,4}:"), line=True),
     Detector("credit_card", "CREDIT_CARD", re.compile(r"(?<![\d-])(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|3[47]\d{2}|6(?:011|5\d{2})|35\d{2})(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{3})?(?![\d-])"),
-             _luhn, prefilter=re.compile(r"\d{4}[ -]?\d{4}"), line=True,
+             _luhn, line=True,
              digit_needs=("00000000", "0000 0000", "0000-0000")),
     Detector("phone", "PHONE", re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b[^\n\d+]{0,12}(?P<s>\+?\d[\d ().-]{7,18}\d)"), needs=('phone', 'tel', 'mobile', 'cell', 'fax', 'whatsapp'), lower=True, line=True),
     Detector("high_entropy_string", "KEY", re.compile(_Q + r"(?P<s>[A-Za-z0-9+/=_-]{24,256})(?P=q)"), _high_entropy, strict_only=True),

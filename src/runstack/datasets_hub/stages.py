@@ -20,25 +20,19 @@ from runstack.datasets_hub.record import SourceFile
 
 
 def reader(spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats]) -> Callable[[], Iterator[Any]]:
-    """Each call reads every spill again, through the late filters (counted on the first read),
-    yielding (spill index, row in the spill, offset in the spill, record) for the records they keep."""
-    passes = [0]
+    """Reads every spill through the late filters (counted in ``late_stats``), yielding (spill
+    index, row in the spill, offset in the spill, record) for the records they keep."""
 
     def read() -> Iterator[tuple[int, int, int, SourceFile]]:
-        counting = passes[0] == 0
-        passes[0] += 1
         for index, spill in enumerate(spills):
             for row, (offset, record) in enumerate(read_spill_at(spill)):
                 for step, stats in zip(late, late_stats, strict=True):
                     verdict = step.process(record)
-                    if counting:
-                        stats.seen += 1
+                    stats.seen += 1
                     if not isinstance(verdict, SourceFile):
-                        if counting:
-                            stats.dropped[verdict or step.name] += 1
+                        stats.dropped[verdict or step.name] += 1
                         break
-                    if counting:
-                        stats.kept += 1
+                    stats.kept += 1
                 else:
                     yield index, row, offset, record
 
