@@ -208,10 +208,14 @@ def read_license_file(text: str, backend: str = "phrases") -> tuple[list[str], b
 def is_license_file(path: str) -> bool:
     """A licence file by its name, or any file a wheel's packager put in ``*.dist-info/licenses/`` (PEP 639's
     ``License-File`` entries: a README that states the licence there is licence evidence too)."""
-    name = posixpath.basename(path)
-    if _CODE_SUFFIX.search(name):
+    if _CODE_SUFFIX.search(posixpath.basename(path)):
         return False
-    return bool(LICENSE_FILE.match(name)) or _WHEEL_LICENSES.search(path) is not None
+    return _named_as_license(path) or _WHEEL_LICENSES.search(path) is not None
+
+
+def _named_as_license(path: str) -> bool:
+    """LICENSE, COPYING, NOTICE...: not a README or AUTHORS kept as licence evidence for its folder."""
+    return LICENSE_FILE.match(posixpath.basename(path)) is not None
 
 
 def permissive_expression(expression: str, permissive: Iterable[str]) -> bool | None:
@@ -282,8 +286,8 @@ class LicenseIndex:
         folder = posixpath.dirname(record.path)
         if is_license_file(record.path):
             # A wheel's README or AUTHORS kept as licence evidence: its stated ids and texts, not every mention
-            named = LICENSE_FILE.match(posixpath.basename(record.path)) is not None
-            ids, dual, pointers = read_license_file(record.content, self.backend if named else "phrases")
+            backend = self.backend if _named_as_license(record.path) else "phrases"
+            ids, dual, pointers = read_license_file(record.content, backend)
             self.files.setdefault(folder, []).append((record.path, ids, dual, pointers))
         expression = declared_expression(record.path, record.content)
         if expression and normalise(expression):
@@ -295,7 +299,7 @@ class LicenseIndex:
         if plain:  # the folder's own licence; files named after other projects describe those parts only
             named = {posixpath.basename(p).lower() for f in plain for p in f[3]}
             files = [f for f in files if f in plain or posixpath.basename(f[0]).lower() in named
-                     or not LICENSE_FILE.match(posixpath.basename(f[0]))]  # a wheel's README stating the licence  # fmt: skip
+                     or not _named_as_license(f[0])]  # a wheel's README stating the licence  # fmt: skip
         evidence = []
         dual = next((f for f in files if f[2]), None)
         covered: list[Any] = []
