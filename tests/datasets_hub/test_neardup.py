@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -70,12 +71,34 @@ def test_rounds_give_the_in_memory_result(tmp_path, tasks, buckets):
 
 
 def test_an_engine_keeps_its_workers_between_rounds():
-    with Engine("local", workers=2) as engine:
+    with Engine("local", workers=2) as engine:  # this process, and one spawned beside it that joins once up
         engine.start()
-        first = set(engine.run(_pid, [()] * 6))
-        second = set(engine.run(_pid, [()] * 6))
-    assert len(first | second) <= 2 and os.getpid() not in first | second
+        seen: set[int] = set()
+        for _ in range(200):
+            seen |= set(engine.run(_nap, [(0.02,)] * 8))
+            if len(seen) == 2:
+                break
+        later = set(engine.run(_nap, [(0.02,)] * 8)) | set(engine.run(_nap, [(0.02,)] * 8))
+    assert os.getpid() in seen and len(seen) == 2 and later <= seen
 
 
-def _pid() -> int:
+def test_a_failed_share_stops_the_round_and_the_engine_runs_the_next():
+    with Engine("local", workers=2) as engine:
+        for bad in (3, 11):  # whichever process runs it
+            with pytest.raises(ValueError, match=f"share {bad} is bad"):
+                engine.run(_check, [(i, bad) for i in range(16)])
+        finished: list[int] = []
+        assert engine.run(_check, [(i, -1) for i in range(16)], finished.append) == list(range(16))
+    assert sorted(finished) == list(range(16))
+
+
+def _check(index: int, bad: int) -> int:
+    time.sleep(0.01)
+    if index == bad:
+        raise ValueError(f"share {index} is bad")
+    return index
+
+
+def _nap(seconds: float) -> int:
+    time.sleep(seconds)  # long enough that both workers take some
     return os.getpid()

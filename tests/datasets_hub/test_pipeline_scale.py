@@ -259,6 +259,44 @@ def test_a_killed_build_resumes_to_the_same_bytes(repos, tmp_path):
     assert files_of(tmp_path / "ds") == files_of(tmp_path / "whole")
 
 
+def test_ctrl_c_stops_a_parallel_build_cleanly_and_it_resumes(repos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    pipeline = tmp_path / "slow.yaml"
+    pipeline.write_text(
+        "steps:\n  - default\n  - step: tests.datasets_hub.custom_steps:Slow\n    args: {seconds: 0.3}\n"
+    )
+    args = [sys.executable, "-m", "runstack.cli.main", "data", "build", *map(str, repos), "--out",
+            str(tmp_path / "ds"), "--version", "v1", "--pipeline", str(pipeline), "--no-track", "--workers", "2"]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    # Its own process group, as a terminal's Ctrl-C reaches the build and its workers together.
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    cache = tmp_path / ".ds.cache"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("*/*.pkl")):
+        time.sleep(0.02)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    done = list(cache.glob("*/*.pkl"))
+    assert proc.returncode != 0 and "Traceback" not in err.decode()  # stopped, without a stack dump
+    assert 1 <= len(done) < len(repos) and not (tmp_path / "ds").exists()  # stopped part-way, nothing published
+    assert not list(tmp_path.glob(".runstack-build-*"))  # its working folder removed
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert workers and not alive  # the spawned worker is gone too
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(done)} sources from the cache" in resumed.stdout
+
+
 def test_a_new_version_rereads_only_changed_sources_and_reapplies_opt_outs(repos, tmp_path):
     import subprocess
 

@@ -1,7 +1,8 @@
 """Where a build's parallel work runs: processes on this machine, a Dask cluster, or Spark.
 
-An ``Engine`` is started once per build (its workers up and their imports done, timed as their
-own stage) and then given rounds of tasks: the per-source stage, and near-dedup's band map and
+An ``Engine`` is started once per build (Dask's and Spark's workers up and their imports done,
+timed as their own stage; local workers come up while this process already runs tasks) and
+then given rounds of tasks: the per-source stage, and near-dedup's band map and
 bucket reduce. Each round runs the same tasks on the same shares whatever the executor and
 returns the results in share order, so every executor gives byte-identical shards and
 manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
@@ -10,11 +11,14 @@ that folder must be on storage every worker sees.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from runstack.errors import InvalidArgumentError, MissingDependencyError
@@ -27,9 +31,10 @@ def _call(task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 def warm() -> int:
-    """Get a worker ready: imports (the Parquet writer's too), go-enry's library, the licence index,
+    """Get a worker ready for the per-source stage: imports, go-enry's library, the licence index,
     the MinHash tables, each step's first call, by running the default steps over two small files.
-    Returns its pid."""
+    (The Parquet writer is imported by the first shard a worker writes: pyarrow imports pandas, 0.2 s,
+    which then overlaps the largest shard, written first.) Returns its pid."""
     import tempfile
     from pathlib import Path
 
@@ -51,10 +56,10 @@ def warm() -> int:
         texts = [r.content for r in run_stage_one([Source(folder, repo_name="warm/up")], config, None)
                  if not isinstance(r, list)]  # fmt: skip
         sign(texts, config.minhash)
-    import pyarrow as pa
-    import pyarrow.parquet  # noqa: F401  (workers write the shards)
-
-    pa.array([""])  # the first array also imports pandas where it is installed
+    # What is loaded now stays for the worker's life: out of the collector's sight, so that a full
+    # collection (PySpark runs one after every task: ~25 ms here with it in sight) sees only new objects.
+    gc.collect()
+    gc.freeze()
     return os.getpid()
 
 
@@ -62,8 +67,8 @@ class Engine:
     """``workers`` workers of ``executor`` for one build: ``start()`` once, ``run(task, shares)`` per round.
 
     ``address``: a Dask scheduler (``tcp://host:8786``; default a ``LocalCluster`` of ``workers``
-    processes) or a Spark master (``spark://...``; default ``local[workers]``). Local with one
-    worker runs the tasks in this process.
+    processes) or a Spark master (``spark://...``; default ``local[workers]``). Local: this process
+    is one of the workers (with one, the only one), the others ``workers - 1`` spawned processes.
     """
 
     def __init__(self, executor: str = "local", address: str | None = None, workers: int = 1) -> None:
@@ -84,15 +89,17 @@ class Engine:
     def start(self) -> None:
         """Bring the workers up and warm them (idempotent)."""
         if self.executor == "local" and self.workers > 1 and self._pool is None:
-            # Spawned, not forked: a forked child inherits go-enry's Go runtime mid-flight and freezes.
-            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            # This process is one of the workers and the others come up beside it: spawned, not forked
+            # (a forked child inherits go-enry's Go runtime mid-flight and freezes), and warmed while
+            # this one already runs tasks, so their start costs the build no wall time of its own.
+            pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_leave_interrupts_to_the_driver)  # fmt: skip
             self._pool = pool
-            self._closers.append(lambda: pool.shutdown(wait=True, cancel_futures=True))  # Ctrl-C: queued tasks dropped
-            seen: set[int] = set()
-            for _ in range(4):  # until every process has imported (one may take two warm-ups)
-                seen |= {f.result() for f in [pool.submit(warm) for _ in range(self.workers)]}
-                if len(seen) >= self.workers:
-                    break
+            # Not waited for at the end: the processes exit on their own once their queue closes.
+            # Ctrl-C: queued tasks dropped.
+            self._closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
+            for _ in range(self.workers - 1):
+                pool.submit(warm)
         elif self.executor == "dask" and self._client is None:
             self._start_dask()
         elif self.executor == "spark" and self._spark is None:
@@ -113,8 +120,7 @@ class Engine:
             return results
         self.start()
         if self._pool is not None:
-            futures = [self._pool.submit(task, *share) for share in shares]
-            return _in_order(futures, as_completed, done)
+            return _beside(self._pool, self.workers - 1, task, shares, done)
         if self._client is not None:
             from distributed import as_completed as finished
 
@@ -165,7 +171,10 @@ class Engine:
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         existing = SparkSession.getActiveSession()
         builder = (SparkSession.builder.master(self.address or f"local[{self.workers}]").appName("runstack data build")
-                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false"))  # fmt: skip
+                   .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   # Each Python task's exchange with its JVM over a Unix socket (Spark >= 4.1): over local
+                   # TCP, small writes wait on delayed ACKs, ~55 ms a task here against ~17 ms (measured).
+                   .config("spark.python.unix.domain.socket.enabled", "true"))  # fmt: skip
         if self.address is None:
             # Our own local[N] JVM only hands Python tasks out: without its optimising compiler, which
             # otherwise keeps a core ~17% busy compiling during the build (measured), away from the tasks.
@@ -174,6 +183,70 @@ class Engine:
         if existing is None:
             self._closers.append(self._spark.stop)
         self._spark.sparkContext.parallelize(range(self.workers), self.workers).map(lambda _: warm()).collect()
+
+
+def _leave_interrupts_to_the_driver() -> None:
+    """A terminal's Ctrl-C reaches every process of the build: the driver stops the round and shuts
+    the pool down (its queued tasks dropped); a worker ends the task in hand and exits, without a
+    KeyboardInterrupt traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _beside(pool: Executor, others: int, task: Callable[..., Any], shares: Sequence[tuple[Any, ...]],
+            done: Callable[[int], None]) -> list[Any]:  # fmt: skip
+    """The shares run in this thread and in ``others`` pool processes, each taking the next share as
+    it is free. A failure anywhere stops the taking and is raised here, as is Ctrl-C (it lands in
+    this thread's task); ``done`` is called under a lock, from whichever thread finished."""
+    results: list[Any] = [None] * len(shares)
+    pending = iter(range(len(shares)))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def take() -> int | None:
+        with lock:
+            return None if failures else next(pending, None)
+
+    def finish(index: int, value: Any) -> None:
+        results[index] = value
+        with lock:
+            if not failures:
+                done(index)
+
+    def feed() -> None:
+        # Two tasks in flight per pool process: each has its next one queued, so it never waits on
+        # this process (busy with a task of its own, it hands the GIL to this thread only every few ms).
+        flight: dict[Future[Any], int] = {}
+        try:
+            while True:
+                while len(flight) < 2 * others and (index := take()) is not None:
+                    flight[pool.submit(task, *shares[index])] = index
+                if not flight:
+                    return
+                finished, _ = wait(flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    finish(flight.pop(future), future.result())
+        except BaseException as exc:  # noqa: BLE001  (raised again in the calling thread)
+            with lock:
+                failures.append(exc)
+            for future in flight:
+                future.cancel()
+
+    feeder = threading.Thread(target=feed, daemon=True, name="runstack-feed")
+    try:
+        index = take()  # this process takes the first (the largest, where sorted) share: it is warm
+        feeder.start()
+        while index is not None:
+            finish(index, task(*shares[index]))
+            index = take()
+        while feeder.is_alive():
+            feeder.join(0.1)  # in steps: Ctrl-C still reaches this thread
+    except BaseException:
+        with lock:
+            failures.append(CancelledError())  # the feeder takes nothing more
+        raise
+    if failures:
+        raise failures[0]
+    return results
 
 
 def _in_order(futures: list[Any], finished: Callable[[list[Any]], Any], done: Callable[[int], None]) -> list[Any]:
