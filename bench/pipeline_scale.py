@@ -119,30 +119,77 @@ def _best(*runs: dict) -> dict:
             "start": min(r["start"] for r in runs)}  # fmt: skip
 
 
-def _spin(n: int) -> int:
-    total = 0
-    for i in range(n):
-        total += i * i % 7
-    return total
+HALF = """
+import json, sys, tempfile, time
+from runstack.datasets_hub.build import Source, _process
+from runstack.datasets_hub.cache import source_key
+from runstack.datasets_hub.config import BuildConfig
+from runstack.datasets_hub.executors import warm
+from runstack.datasets_hub.steps import default_steps
+warm()
+sources = [Source(p, repo_name=n) for p, n in json.loads(sys.argv[1])]
+config = BuildConfig()
+steps = default_steps(config, None)
+print("ready", flush=True)
+sys.stdin.readline()
+with tempfile.TemporaryDirectory() as folder:
+    start = time.perf_counter()
+    _process(sources, [source_key(s) for s in sources], config, steps, folder)
+    print(time.perf_counter() - start, flush=True)
+"""
 
 
-def machine_ceiling(n: int = 4_000_000) -> float:
-    """What this machine gives two processes of pure Python work over one (the most any executor
-    can reach here): the same two pieces of work in one process, then in two at once."""
+def work_ceiling(sources: list[tuple[str, str]]) -> tuple[float, float]:
+    """What this machine gives this work in two processes over one, with no engine at all: the
+    per-source stage on two size-balanced halves, in two independent warmed processes, one after
+    the other and then both at once (the best of two each); with a pure Python loop for comparison
+    (the same two pieces of work in one process, then in two at once)."""
     import multiprocessing
     import time
 
+    from runstack.datasets_hub.build import Source, _groups
+
+    halves = [[sources[i] for i in g] for g in _groups([Source(p, repo_name=n) for p, n in sources], 2)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def once(together: bool) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", HALF, json.dumps(h)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env) for h in halves]  # fmt: skip
+        for proc in procs:
+            proc.stdout.readline()  # warm
+        start = time.perf_counter()
+        for proc in procs:
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            if not together:
+                proc.stdout.readline()
+        if together:
+            for proc in procs:
+                proc.stdout.readline()
+        wall = time.perf_counter() - start
+        for proc in procs:
+            proc.wait()
+        return wall
+
+    work = min(once(False) for _ in range(2)) / min(once(True) for _ in range(2))
     one = two = float("inf")
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         pool.map(_spin, [1, 1])  # both processes up
         for _ in range(3):  # the best of three each, both in the pool's processes
             start = time.perf_counter()
-            pool.apply(_spin, (2 * n,))
+            pool.apply(_spin, (8_000_000,))
             one = min(one, time.perf_counter() - start)
             start = time.perf_counter()
-            pool.map(_spin, [n, n], chunksize=1)
+            pool.map(_spin, [4_000_000, 4_000_000], chunksize=1)
             two = min(two, time.perf_counter() - start)
-    return one / two
+    return work, one / two
+
+
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
 
 
 def main() -> None:
@@ -151,8 +198,8 @@ def main() -> None:
     parser.add_argument("--no-datatrove", action="store_true")
     parser.add_argument("--no-spark", action="store_true")
     args = parser.parse_args()
-    ceiling = machine_ceiling()  # first, before any build's processes
     every = sources_of(args.packages)
+    ceiling, spin = work_ceiling(every)
     from runstack.datasets_hub.build import _size
 
     by_size = sorted(every, key=lambda s: -_size(s[0]))
@@ -192,12 +239,15 @@ def main() -> None:
             peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
             peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
     core_hours = 1e6 / rate / 3600  # per TB
+    # What the driver holds per file (keys, offsets, decisions), from the growth of its peak RSS.
+    per_file = (base["rss_mb"] - one["rss_mb"]) * 1024 / max(1, base["files_in"] - one["files_in"])
     parallel = ", ".join(f"{name} {s1:.2f}x stage one / {whole:.2f}x whole ("
                          + (f"workers start {start:.1f} s)" if name != "local" else "the second starts beside the work)")
                          for name, (s1, whole, start) in speedups.items())  # fmt: skip
     print(f"pipeline_scale: {size4 / 1e6:.0f} MB, {len(every)} sources: whole pipeline {rate:.2f} MB/s per core"
-          f"{peer} | 1 -> 2 workers: {parallel}; this machine's ceiling {ceiling:.2f}x | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
-          f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x | "
+          f"{peer} | 1 -> 2 workers: {parallel}; this machine's ceiling for this work {ceiling:.2f}x (two independent processes, no engine; a pure Python loop {spin:.2f}x) | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
+          f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x, "
+          f"{per_file:.1f} KB more per file read ({per_file * 50e6 / 1e6:,.0f} GB in the driver at 50 million files) | "
           f"per TB: {core_hours:,.0f} core-hours (${core_hours * 0.04:,.0f} at $0.04 per core-hour; "
           f"{core_hours * 60 / (100 * 32):.0f} min on 100 machines x 32 cores)")  # fmt: skip
 

@@ -153,6 +153,25 @@ def test_rows_and_shards_made_by_workers_are_the_same_bytes(repos, tmp_path):
     assert not list((tmp_path / "two").rglob("*.pkl"))  # the spool is gone
 
 
+def test_rows_sorted_out_of_core_give_the_same_release(repos, tmp_path, monkeypatch):
+    from runstack.datasets_hub import publish
+
+    config = BuildConfig(shard_rows=2)  # shards that span the sorted runs
+    build([str(r) for r in repos], tmp_path / "memory", "v1", config)
+    runs: list[int] = []
+    spill = publish.ReleaseWriter._spill
+
+    def counted(self, work):
+        runs.append(len(self.rows))
+        spill(self, work)
+
+    monkeypatch.setattr(publish, "SORT_ROWS", 3)
+    monkeypatch.setattr(publish.ReleaseWriter, "_spill", counted)
+    build([str(r) for r in repos], tmp_path / "disk", "v1", config, workers=2)
+    assert len(runs) >= 2 and set(runs) == {3}  # really sorted in runs of three, then merged
+    assert files_of(tmp_path / "disk") == files_of(tmp_path / "memory")
+
+
 def test_a_tracked_build_is_a_run_and_a_training_run_traces_back_to_it(repos, tmp_path):
     report = build([str(r) for r in repos], tmp_path / "code", "v1", track="datasets")
     api = runstack.Api()

@@ -219,7 +219,8 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                 merged.insert(chosen.index(step) + 1, stats)
             report.steps, report.files_in = merged, merged[0].seen
             staging = Path(tmp) / "out"
-            writer = ReleaseWriter(staging, config.shard_rows, Path(cache) / "shards" if cache is not None else None)
+            writer = ReleaseWriter(staging, config.shard_rows, Path(cache) / "shards" if cache is not None else None,
+                                   Path(tmp) / "sort")  # fmt: skip
             written = deduplicate(reader(spills, late, late_stats), spills, config, report, show, writer, engine.run,
                                   Path(tmp) / "bands", world_size)  # fmt: skip
             if tracker is not None:

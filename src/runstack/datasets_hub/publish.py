@@ -9,12 +9,15 @@ Records stay in their spills; only their sort keys and offsets are held while th
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import pickle
 import re
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -58,11 +61,12 @@ def tool_versions() -> dict[str, str]:
 Origin = tuple[str, int, tuple[str | None, str | None]]
 
 
-def write_shard(path: str, rows: list[Origin], cached: str | None = None) -> tuple[int, str]:
+def write_shard(path: str, rows: list[Origin] | str, cached: str | None = None) -> tuple[int, str]:
     """One Parquet shard of these records, read from their spills in order, one row group at a time
     (at most ``ROW_GROUP`` rows or about ``ROW_GROUP_BYTES`` of content); returns (bytes, sha256).
     With ``cached`` (a path in the build cache named after exactly these rows), a shard written
-    there before is taken as it is, and a new one is kept there for the next build."""
+    there before is taken as it is, and a new one is kept there for the next build. ``rows`` may be
+    the path of a file holding them (pickled), as an out-of-core writer plans them."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if cached is not None and Path(cached).exists():
@@ -75,7 +79,7 @@ def write_shard(path: str, rows: list[Origin], cached: str | None = None) -> tup
     made = Path(cached or path)
     made.parent.mkdir(parents=True, exist_ok=True)
     temporary = made.with_name(f".{made.name}.{os.getpid()}.tmp")
-    _write_rows(temporary, rows)
+    _write_rows(temporary, pickle.loads(Path(rows).read_bytes()) if isinstance(rows, str) else rows)
     digest = _sha256(temporary)
     if cached is not None:
         made.with_suffix(".sha256").write_text(digest + "\n")
@@ -120,40 +124,76 @@ def _write_rows(target: Path, rows: list[Origin]) -> None:
             handle.close()
 
 
+# Rows the writer sorts in memory; beyond, sorted runs go to its work folder and are merged from there.
+SORT_ROWS = 100_000
+_Row = tuple[str, tuple[Any, ...], Origin, int]  # (language, sort key, origin, length in bytes)
+
+
+def _by_language_and_key(row: _Row) -> tuple[str, tuple[Any, ...]]:
+    return row[0], row[1]
+
+
 class ReleaseWriter:
     """Rows in, shards out, in bounded memory: a row is its sort key and where its record lies (a
-    spill and an offset), never its content; each shard is then made from the spills, by the
-    engine's workers when ``finish`` is given one. With ``cache``, shards are kept there by the
-    exact rows they hold: a resumed or next build reuses every shard whose rows are unchanged."""
+    spill and an offset), never its content. Rows are sorted out of core: every ``SORT_ROWS`` rows
+    go to ``work`` as a sorted run, and the runs are merged as the shards are planned (each shard's
+    rows to a file of its own there). Each shard is then made from the spills, by the engine's
+    workers when ``finish`` is given one. With ``cache``, shards are kept there by the exact rows they
+    hold: a resumed or next build reuses every shard whose rows are unchanged."""
 
-    def __init__(self, out: Path, shard_rows: int, cache: Path | None = None) -> None:
-        self.out, self.shard_rows, self.cache = out, shard_rows, cache
-        self.keys: dict[str, list[tuple[tuple[Any, ...], Origin, int]]] = {}
+    def __init__(self, out: Path, shard_rows: int, cache: Path | None = None, work: Path | None = None) -> None:
+        self.out, self.shard_rows, self.cache, self.work = out, shard_rows, cache, work
+        self.rows: list[_Row] = []
+        self.runs: list[Path] = []
+        self.languages: Counter[str] = Counter()
         self.count, self.bytes = 0, 0
         self.license_types: Counter[str] = Counter()
 
     def add(self, language: str, key: tuple[Any, ...], origin: Origin, length_bytes: int, license_type: str) -> None:
-        self.keys.setdefault(language, []).append((key, origin, length_bytes))
+        self.rows.append((language, key, origin, length_bytes))
+        self.languages[language] += 1
         self.count += 1
         self.bytes += length_bytes
         self.license_types[license_type] += 1
+        if self.work is not None and len(self.rows) >= SORT_ROWS:
+            self._spill(self.work)
+
+    def _spill(self, work: Path) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.rows.sort(key=_by_language_and_key)
+        path = work / f"run-{len(self.runs):05d}.pkl"
+        with open(path, "wb") as handle:
+            for start in range(0, len(self.rows), 1000):  # in blocks: one pickle per row is slow, one per run is big
+                pickle.dump(self.rows[start : start + 1000], handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self.runs.append(path)
+        self.rows = []
+
+    def _sorted(self) -> Iterator[_Row]:
+        self.rows.sort(key=_by_language_and_key)
+        if not self.runs:
+            return iter(self.rows)
+        return heapq.merge(*map(_read_run, self.runs), self.rows, key=_by_language_and_key)
 
     def finish(self, version: str, config: dict[str, Any], counts: dict[str, Any],
                pipeline: dict[str, Any] | None = None, run: Any = None) -> dict[str, Any]:  # fmt: skip
-        """Write shards (a task each, given to ``run(task, shares)`` when set), README.md and
-        manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
+        """Write shards (a task each, given to ``run(task, shares)`` when set, largest first), README.md
+        and manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
         planned, shares, sizes, writer = [], [], [], tool_versions().get("runstack")
-        for language in sorted(self.keys):
-            keys, name = sorted(self.keys[language], key=lambda item: item[0]), config_name(language)
-            total = max(1, -(-len(keys) // self.shard_rows))
-            for index in range(total):
-                part = keys[index * self.shard_rows : (index + 1) * self.shard_rows]
-                chosen = [origin for _, origin, _ in part]
-                path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
-                planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
-                                "language": language, "rows": len(chosen)})  # fmt: skip
-                shares.append((str(path), chosen, self._cached(chosen, writer)))
-                sizes.append(sum(length for _, _, length in part))
+        totals = {language: max(1, -(-n // self.shard_rows)) for language, n in self.languages.items()}
+        done: Counter[str] = Counter()
+        for language, part in _shards(self._sorted(), self.shard_rows):
+            name, index, total = config_name(language), done[language], totals[language]
+            done[language] += 1
+            chosen = [origin for _, _, origin, _ in part]
+            path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
+            planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
+                            "language": language, "rows": len(chosen)})  # fmt: skip
+            rows: list[Origin] | str = chosen
+            if self.runs and self.work is not None:  # out of core: the shard's rows wait in a file of their own
+                rows = str(self.work / f"shard-{len(shares):06d}.pkl")
+                Path(rows).write_bytes(pickle.dumps(chosen, protocol=pickle.HIGHEST_PROTOCOL))
+            shares.append((str(path), rows, self._cached(chosen, writer)))
+            sizes.append(sum(length for _, _, _, length in part))
         # The largest shards first: the others are written beside them, not after them.
         order = sorted(range(len(shares)), key=lambda i: (-sizes[i], i))
         made = (
@@ -165,7 +205,7 @@ class ReleaseWriter:
         shards = [
             {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)
         ]
-        languages = {language: len(keys) for language, keys in sorted(self.keys.items())}
+        languages = dict(sorted(self.languages.items()))
         stats = {"files": self.count, "bytes": self.bytes, "languages": languages,
                  "license_types": dict(sorted(self.license_types.items()))}  # fmt: skip
         manifest = {"version": version, "tools": tool_versions(), "config": config, "counts": counts, "stats": stats,
@@ -184,6 +224,22 @@ class ReleaseWriter:
         described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
         text = json.dumps([writer, ROW_GROUP, ROW_GROUP_BYTES, described])
         return str(self.cache / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
+
+
+def _read_run(path: Path) -> Iterator[_Row]:
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield from pickle.load(handle)
+            except EOFError:
+                return
+
+
+def _shards(rows: Iterator[_Row], shard_rows: int) -> Iterator[tuple[str, list[_Row]]]:
+    """(language, rows) per shard from rows sorted by language: at most ``shard_rows`` each."""
+    for language, group in itertools.groupby(rows, key=lambda row: row[0]):
+        while part := list(itertools.islice(group, shard_rows)):
+            yield language, part
 
 
 def _card(version: str, by_language: dict[str, int], stats: dict[str, Any]) -> str:
