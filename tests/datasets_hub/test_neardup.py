@@ -14,7 +14,7 @@ from runstack.datasets_hub.config import MinHashConfig
 from runstack.datasets_hub.dedup import NearDeduplicator
 from runstack.datasets_hub.executors import Engine
 from runstack.datasets_hub.ingest import git_blob_id
-from runstack.datasets_hub.minhash import candidate_pairs
+from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
 from runstack.datasets_hub.neardup import near_dedup
 from runstack.datasets_hub.record import SourceFile
 
@@ -102,3 +102,18 @@ def _check(index: int, bad: int) -> int:
 def _nap(seconds: float) -> int:
     time.sleep(seconds)  # long enough that both workers take some
     return os.getpid()
+
+
+def test_bottom_k_jaccard_is_the_share_of_the_unions_k_smallest_in_both():
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        n, m, shared, k = (int(x) for x in rng.integers(0, 300, 4))
+        shared = min(shared, n, m)
+        values = rng.choice(10_000, size=n + m, replace=False).astype(np.uint64)
+        a, b = np.sort(values[:n]), np.sort(np.concatenate([values[:shared], values[n : n + m - shared]]))
+        k = k + 1
+        a, b = a[:k], b[:k]  # sketches: each the k smallest of its document, values distinct
+        in_a, in_b = set(a.tolist()), set(b.tolist())
+        union = sorted(in_a | in_b)[:k]
+        expected = 1.0 if not union else sum(v in in_a and v in in_b for v in union) / len(union)
+        assert bottom_k_jaccard(a, b, k) == expected

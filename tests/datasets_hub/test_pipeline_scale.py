@@ -153,6 +153,19 @@ def test_rows_and_shards_made_by_workers_are_the_same_bytes(repos, tmp_path):
     assert not list((tmp_path / "two").rglob("*.pkl"))  # the spool is gone
 
 
+def test_the_workers_apply_the_opt_outs_as_one_process_does(repos, tmp_path):
+    from runstack.datasets_hub import OptOutRegistry
+
+    registry = OptOutRegistry(tmp_path / "optout.jsonl")
+    registry.add("carol")
+    one = build([str(r) for r in repos], tmp_path / "one", "v1", optout=registry)
+    two = build([str(r) for r in repos], tmp_path / "two", "v1", optout=registry, workers=2)
+    counted = [{s.name: (s.seen, s.kept, dict(s.dropped)) for s in r.steps}["opt-out"] for r in (one, two)]
+    assert counted[0] == counted[1] and counted[1][2] == {"opted out": counted[1][0] - counted[1][1]} != {}
+    assert not {p for p in published(tmp_path / "two") if p.startswith("carol/")}
+    assert files_of(tmp_path / "two") == files_of(tmp_path / "one")
+
+
 def test_rows_sorted_out_of_core_give_the_same_release(repos, tmp_path, monkeypatch):
     from runstack.datasets_hub import publish
 

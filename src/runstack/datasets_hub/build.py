@@ -30,7 +30,7 @@ from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.progress import Progress, progress_of
 from runstack.datasets_hub.publish import ReleaseWriter, tool_versions
 from runstack.datasets_hub.record import SourceFile
-from runstack.datasets_hub.stages import deduplicate, reader
+from runstack.datasets_hub.stages import deduplicate, read_keys
 from runstack.datasets_hub.steps import OptOutFilter, as_step, default_steps, describe, fingerprint
 from runstack.datasets_hub.tracking import BuildTracker
 from runstack.errors import InvalidArgumentError
@@ -221,8 +221,10 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             staging = Path(tmp) / "out"
             writer = ReleaseWriter(staging, config.shard_rows, Path(cache) / "shards" if cache is not None else None,
                                    Path(tmp) / "sort")  # fmt: skip
-            written = deduplicate(reader(spills, late, late_stats), spills, config, report, show, writer, engine.run,
-                                  Path(tmp) / "bands", world_size)  # fmt: skip
+            show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
+            entries = read_keys(engine.run, spills, late, late_stats, 4 * world_size)
+            written = deduplicate(entries, spills, config, report, show, writer, engine.run, Path(tmp) / "bands",
+                                  world_size)  # fmt: skip
             if tracker is not None:
                 tracker.stage({f"{s.name}/{k}": v for s in merged for k, v in (("seen", s.seen), ("kept", s.kept))})
                 tracker.stage({"dedup/exact_duplicates": report.exact_duplicates,

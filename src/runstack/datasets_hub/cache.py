@@ -112,16 +112,24 @@ def _parts(handle: BinaryIO) -> tuple[int, int, int]:
     return stats_at, signatures_at, end
 
 
-def read_signatures(spill: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The signatures and sketches of a spill's records, in order."""
+def _minhash_part(spill: Path, *names: str) -> list[np.ndarray]:
     with open(spill, "rb") as handle:
         _, start, end = _parts(handle)
         handle.seek(start)
         data = handle.read(end - start)
     with np.load(io.BytesIO(data)) as found:
-        sigs, lengths, flat = found["sigs"], found["lengths"], found["flat"]
-    bounds = np.concatenate([[0], np.cumsum(lengths)])
-    return sigs, [flat[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
+        return [found[name] for name in names]
+
+
+def read_signatures(spill: Path) -> np.ndarray:
+    """The MinHash signatures of a spill's records, in order (one row each)."""
+    return _minhash_part(spill, "sigs")[0]
+
+
+def read_sketches(spill: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The bottom-k sketches of a spill's records: record ``i``'s is ``flat[bounds[i]:bounds[i + 1]]``."""
+    lengths, flat = _minhash_part(spill, "lengths", "flat")
+    return flat, np.concatenate([[0], np.cumsum(lengths)])
 
 
 def read_spill_at(path: Path) -> Iterator[tuple[int, SourceFile]]:

@@ -161,11 +161,15 @@ def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
 
 def bottom_k_jaccard(a: np.ndarray, b: np.ndarray, k: int) -> float:
     """Jaccard from two bottom-k sketches: exact when both documents have at most ``k`` shingles."""
-    union = np.union1d(a, b)[:k]
+    merged = np.concatenate((a, b))  # each sketch's values are distinct: a value twice is in both
+    merged.sort()
+    twice = np.zeros(len(merged), dtype=bool)
+    np.equal(merged[1:], merged[:-1], out=twice[1:])
+    union = merged[~twice][:k]
     if len(union) == 0:
         return 1.0
-    both = np.isin(union, a, assume_unique=True) & np.isin(union, b, assume_unique=True)
-    return float(both.sum() / len(union))
+    both = np.count_nonzero(twice & (merged <= union[-1]))  # of the union's k smallest
+    return float(both / len(union))
 
 
 class MinHash:
