@@ -1,9 +1,10 @@
 """The dataset hub at scale, on real code (installed packages' source folders, one source per
 folder): throughput per core beside datatrove's MinHash dedup pipeline on the same files,
 speed-up from 1 to 2 workers with each executor, peak memory at 1x and 4x the corpus, and the
-cost per TB extrapolated from the measured per-core rate (linear in cores: stage one,
-near-dedup's map and reduce rounds, the rows and the Parquet shards are made on the workers;
-exact dedup's keys and the components stay in the driver).
+cost per TB extrapolated from the measured per-core rate (linear in cores: stage one, the keys,
+near-dedup's map, reduce and verify rounds and the Parquet shards are made on the workers; the
+exact-dedup decisions and the components are made in the driver, which holds per file what the
+line prints: the measure of how far one driver goes).
 
     python bench/pipeline_scale.py [--packages sklearn pandas scipy transformers] [--no-datatrove] [--no-spark]
 
@@ -54,6 +55,26 @@ start = stages.get("start workers", [0.0, 0.0])
 print(json.dumps({"wall": wall, "stage_one": first[1] - first[0], "start": start[1] - start[0],
                   "files_in": report.files_in,
                   "files_out": report.files_out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+DRIVER = """
+import importlib, json, sys, tracemalloc
+build_module = importlib.import_module("runstack.datasets_hub.build")
+stages = importlib.import_module("runstack.datasets_hub.stages")
+spec, marks = json.loads(sys.argv[1]), {}
+read_keys, exact_survivors = build_module.read_keys, stages.exact_survivors
+def keys_read(*args, **kwargs):
+    marks["before"] = tracemalloc.get_traced_memory()[0]
+    entries = read_keys(*args, **kwargs)
+    marks["files"] = sum(map(len, entries))
+    return entries
+def dedup_starts(items):  # every per-file list built: the driver's peak per file
+    marks["held"] = tracemalloc.get_traced_memory()[0]
+    return exact_survivors(items)
+build_module.read_keys, stages.exact_survivors = keys_read, dedup_starts
+tracemalloc.start()
+build_module.build([build_module.Source(p, repo_name=n) for p, n in spec["sources"]], spec["out"], "bench")
+print((marks["held"] - marks["before"]) / marks["files"])
 """
 
 DATATROVE = """
@@ -210,7 +231,6 @@ def main() -> None:
         root = Path(tmp)
         one = child(quarter, root / "q")
         base = child(every, root / "l1")
-        rate = size4 / 1e6 / base["wall"]
         speedups = {}
         executors = ["local", "dask", *([] if args.no_spark else ["spark"])]
         for executor in executors:  # each the faster of two runs (this machine's timings vary by ~10%)
@@ -220,6 +240,8 @@ def main() -> None:
                 else _best(*(child(every, root / f"{executor}1{n}", 1, executor) for n in "ab"))
             )
             double = _best(*(child(every, root / f"{executor}2{n}", 2, executor) for n in "ab"))
+            if executor == "local":  # the whole pipeline's rate: the faster of the two single-worker builds
+                rate = size4 / 1e6 / single["wall"]
             speedups[executor] = (
                 single["stage_one"] / double["stage_one"],
                 single["wall"] / double["wall"],
@@ -238,18 +260,20 @@ def main() -> None:
                 raise SystemExit(f"datatrove failed: {done.stderr[-2000:]}")
             peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
             peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
+        # What the driver holds per file while deduplicating (keys, offsets), traced in a build of its own.
+        spec = json.dumps({"sources": quarter, "out": str(root / "traced")})
+        traced = subprocess.run([sys.executable, "-c", DRIVER, spec], capture_output=True, text=True, check=True)
+        per_file = float(traced.stdout.strip().splitlines()[-1]) / 1024
     core_hours = 1e6 / rate / 3600  # per TB
-    # What the driver holds per file (keys, offsets, decisions), from the growth of its peak RSS.
-    per_file = (base["rss_mb"] - one["rss_mb"]) * 1024 / max(1, base["files_in"] - one["files_in"])
     parallel = ", ".join(f"{name} {s1:.2f}x stage one / {whole:.2f}x whole ("
                          + (f"workers start {start:.1f} s)" if name != "local" else "the second starts beside the work)")
                          for name, (s1, whole, start) in speedups.items())  # fmt: skip
     print(f"pipeline_scale: {size4 / 1e6:.0f} MB, {len(every)} sources: whole pipeline {rate:.2f} MB/s per core"
           f"{peer} | 1 -> 2 workers: {parallel}; this machine's ceiling for this work {ceiling:.2f}x (two independent processes, no engine; a pure Python loop {spin:.2f}x) | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
           f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x, "
-          f"{per_file:.1f} KB more per file read ({per_file * 50e6 / 1e6:,.0f} GB in the driver at 50 million files) | "
+          f"the driver holds {per_file:.2f} KB per file while deduplicating ({per_file * 50e6 / 1e6:,.0f} GB at 50 million files) | "
           f"per TB: {core_hours:,.0f} core-hours (${core_hours * 0.04:,.0f} at $0.04 per core-hour; "
-          f"{core_hours * 60 / (100 * 32):.0f} min on 100 machines x 32 cores)")  # fmt: skip
+          f"{core_hours * 3600 / (100 * 32):.0f} s of per-core work on 100 machines x 32 cores)")  # fmt: skip
 
 
 if __name__ == "__main__":
