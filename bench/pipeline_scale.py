@@ -68,9 +68,9 @@ def keys_read(*args, **kwargs):
     entries = read_keys(*args, **kwargs)
     marks["files"] = sum(map(len, entries))
     return entries
-def dedup_starts(items):  # every per-file list built: the driver's peak per file
+def dedup_starts(*columns):  # every per-file list built: the driver's peak per file
     marks["held"] = tracemalloc.get_traced_memory()[0]
-    return exact_survivors(items)
+    return exact_survivors(*columns)
 build_module.read_keys, stages.exact_survivors = keys_read, dedup_starts
 tracemalloc.start()
 build_module.build([build_module.Source(p, repo_name=n) for p, n in spec["sources"]], spec["out"], "bench")

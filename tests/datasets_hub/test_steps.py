@@ -226,7 +226,7 @@ def test_exact_dedup_ranking():
     a = _record("z.py", "same\n", repo="big/repo", priority=10, license_type="no_license")
     b = _record("a.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
     c = _record("b.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
-    keep, dropped = exact_survivors([("h", rank_key(r)) for r in (a, b, c)])
+    keep, dropped = exact_survivors(["h"] * 3, [rank_key(r) for r in (a, b, c)])
     assert keep == [False, True, False] and dropped == 2
 
 

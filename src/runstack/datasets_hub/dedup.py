@@ -8,6 +8,7 @@ higher user-given ``priority`` (e.g. stars), then repository name and path
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,17 +41,17 @@ def rank_key(record: SourceFile) -> tuple[Any, ...]:
     return (record.license_type != "permissive", -record.priority, record.repo_name, record.path)
 
 
-def exact_survivors(items: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[bool], int]:
-    """For (sha256, rank key) per record: which records survive, and how many were dropped."""
+def exact_survivors(digests: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[list[bool], int]:
+    """For the sha256 and rank key of each record: which records survive, and how many were dropped."""
     best: dict[str, int] = {}
-    for i, (digest, key) in enumerate(items):
+    for i, (digest, key) in enumerate(zip(digests, keys, strict=True)):
         current = best.get(digest)
-        if current is None or key < items[current][1]:
+        if current is None or key < keys[current]:
             best[digest] = i
-    keep = [False] * len(items)
+    keep = [False] * len(digests)
     for i in best.values():
         keep[i] = True
-    return keep, len(items) - len(best)
+    return keep, len(digests) - len(best)
 
 
 def repository_copies(repos: list[str], digests: list[str], keep: list[bool], cluster_of: list[int | None],

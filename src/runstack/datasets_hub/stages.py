@@ -5,6 +5,7 @@ survivors streamed to the release writer."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,11 @@ def index_spills(spills: list[str], late: list[PipelineStep]) -> tuple[list[list
                     break
                 counted.kept += 1
             else:
-                entries.append((row, offset, record.sha256, rank_key(record), record.blob_id, str(record.language),
-                                record.length_bytes, record.license_type))  # fmt: skip
+                # Repeated names as one object each: pickled once per task, held once in the driver.
+                record.repo_name = sys.intern(record.repo_name)
+                entries.append((row, offset, record.sha256, rank_key(record), record.blob_id,
+                                sys.intern(str(record.language)), record.length_bytes,
+                                sys.intern(record.license_type)))  # fmt: skip
         found.append(entries)
     return found, stats
 
@@ -68,22 +72,22 @@ def deduplicate(entries: list[list[Entry]], spills: list[Path], config: BuildCon
     spill); the survivors go to ``writer``. Returns how many. The driver keeps per file a key,
     never its content or sketch; near-dedup's rounds go to ``run`` (the build's engine), as the
     shards will."""
-    keys, where, blob_ids, rows = [], [], [], []
+    names = [str(spill) for spill in spills]
+    flat: list[Entry] = []  # every file's entry, once: the lists below only point into them
+    spill_of = np.zeros(sum(map(len, entries)), dtype=np.int64)
     for index, found in enumerate(entries):
-        for row, offset, digest, key, blob, language, length, licence in found:
-            keys.append((digest, key))
-            where.append((index, row))
-            blob_ids.append(blob)
-            rows.append((offset, language, length, licence))
-    show("exact dedup", 0, len(keys))
-    keep, report.exact_duplicates = exact_survivors(keys)
-    show("exact dedup", len(keys), len(keys))
+        spill_of[len(flat) : len(flat) + len(found)] = index
+        flat += found
+        entries[index] = []
+    show("exact dedup", 0, len(flat))
+    keep, report.exact_duplicates = exact_survivors([e[2] for e in flat], [e[3] for e in flat])
+    show("exact dedup", len(flat), len(flat))
     rows_kept: list[list[int]] = [[] for _ in spills]
-    for (index, row), kept in zip(where, keep, strict=True):
+    for entry, index, kept in zip(flat, spill_of.tolist(), keep, strict=True):
         if kept:
-            rows_kept[index].append(row)
-    kept_keys = [k[1] for k, kept in zip(keys, keep, strict=True) if kept]
-    kept_blobs = [b for b, kept in zip(blob_ids, keep, strict=True) if kept]
+            rows_kept[index].append(entry[0])
+    kept_keys = [e[3] for e, kept in zip(flat, keep, strict=True) if kept]
+    kept_blobs = [e[4] for e, kept in zip(flat, keep, strict=True) if kept]
     show("near dedup", 0, len(kept_keys))
     result = near_dedup(run, spills, [np.array(r, dtype=np.int64) for r in rows_kept], kept_keys, config.minhash,
                         work, 4 * workers, 4 * workers)  # fmt: skip
@@ -91,12 +95,12 @@ def deduplicate(entries: list[list[Entry]], spills: list[Path], config: BuildCon
     report.near_duplicates = len(result.survivors) - sum(result.survivors)
     report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
     copies = {} if config.repo_dedup == "off" else repository_copies(
-        [k[1][2] for k in keys], [k[0] for k in keys], keep, result.cluster_of)  # fmt: skip
+        [e[3][2] for e in flat], [e[2] for e in flat], keep, result.cluster_of)  # fmt: skip
     report.repo_copies = copies
     # The survivors go to the writer as keys and origins; the workers make the rows from the spills.
     i = -1
-    for (index, row), kept, (_, key), blob, (offset, language, length, licence) in zip(
-            where, keep, keys, blob_ids, rows, strict=True):  # fmt: skip
+    for (row, offset, _, key, blob, language, length, licence), index, kept in zip(
+            flat, spill_of.tolist(), keep, strict=True):  # fmt: skip
         if not kept:
             continue
         i += 1
@@ -105,5 +109,5 @@ def deduplicate(entries: list[list[Entry]], spills: list[Path], config: BuildCon
             continue
         cluster = result.cluster_of[i]
         fields = (kept_blobs[cluster] if cluster is not None else None, copy_of["of"] if copy_of is not None else None)
-        writer.add(language, (key[2], key[3], blob, index, row), (str(spills[index]), offset, fields), length, licence)
+        writer.add(language, (key[2], key[3], blob, index, row), (names[index], offset, fields), length, licence)
     return writer.count
