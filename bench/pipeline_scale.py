@@ -168,9 +168,9 @@ def work_ceiling(sources: list[tuple[str, str]]) -> tuple[float, float]:
     import multiprocessing
     import time
 
-    from runstack.datasets_hub.build import Source, _groups
+    from runstack.datasets_hub.build import _groups, _size
 
-    halves = [[sources[i] for i in g] for g in _groups([Source(p, repo_name=n) for p, n in sources], 2)]
+    halves = [[sources[i] for i in g] for g in _groups([_size(p) for p, _ in sources], 2)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def once(together: bool) -> float:

@@ -110,7 +110,7 @@ def test_progress_is_a_callback(repos, tmp_path):
     seen.clear()
     build([str(r) for r in repos], tmp_path / "p2", "v1", workers=2, progress=lambda s, d, t: seen.append((s, d, t)))
     stages = list(dict.fromkeys(s for s, _, _ in seen))
-    assert stages[:2] == ["start workers", "read, detect, filter"] and ("start workers", 2, 2) in seen
+    assert stages[:3] == ["start workers", "list sources", "read, detect, filter"] and ("start workers", 2, 2) in seen
     done = [d for s, d, _ in seen if s == "read, detect, filter"]
     assert done == sorted(done) and done[0] == 0 and done[-1] == len(repos) and len(done) > 2
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import heapq
 import os
 import shutil
 import tempfile
@@ -113,15 +114,23 @@ def _size(path: str) -> int:
     return total
 
 
-def _groups(items: Sequence[Source], count: int) -> list[list[int]]:
-    """Indices of ``items`` in at most ``count`` groups of similar total size, largest group first."""
-    sizes = [_size(item.path) for item in items]  # walked once: folders can be large
-    loads, groups = [0] * count, [[] for _ in range(count)]  # type: list[int], list[list[int]]
-    for index in sorted(range(len(items)), key=lambda i: (-sizes[i], i)):
-        target = min(range(count), key=lambda g: (loads[g], g))
+def _survey(sources: Sequence[Source], sized: bool) -> list[tuple[str, int]]:
+    """(cache key, bytes ingest would read, when ``sized``) of each source: a task of its own, on the
+    workers, as listing many large folders (or asking git for many trees) is slow."""
+    return [(source_key(source), _size(source.path) if sized else 0) for source in sources]
+
+
+def _groups(sizes: Sequence[int], count: int) -> list[list[int]]:
+    """Indices of ``sizes`` in at most ``count`` groups of similar total size, largest group first."""
+    loads = [(0, g) for g in range(count)]  # a heap: the lightest group on top
+    groups: list[list[int]] = [[] for _ in range(count)]
+    totals = [0] * count
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        load, target = heapq.heappop(loads)
         groups[target].append(index)
-        loads[target] += sizes[index]
-    order = sorted(range(count), key=lambda g: (-loads[g], g))
+        totals[target] = load + sizes[index]
+        heapq.heappush(loads, (totals[target], target))
+    order = sorted(range(count), key=lambda g: (-totals[g], g))
     return [sorted(groups[g]) for g in order if groups[g]]
 
 
@@ -182,17 +191,24 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
                                                                "spill": SPILL_FORMAT}])  # fmt: skip
             folder = Path(cache) / stage_key if cache is not None else Path(tmp) / "spills"
             folder.mkdir(parents=True, exist_ok=True)
-            keys = [source_key(item) for item in items]
+            # The sources' keys and sizes, in contiguous runs on the workers.
+            runs = max(1, min(len(items), 8 * world_size))
+            bounds = [len(items) * r // runs for r in range(runs + 1)]
+            show("list sources", 0, len(items))
+            parts = engine.run(_survey, [(items[bounds[r] : bounds[r + 1]], world_size > 1) for r in range(runs)])
+            surveyed = [found for part in parts for found in part]
+            show("list sources", len(items), len(items))
+            keys, sizes = [key for key, _ in surveyed], [size for _, size in surveyed]
             first = {key: i for i, key in reversed(list(enumerate(keys)))}  # a source listed twice is read once
             todo = [i for i in range(len(items)) if first[keys[i]] == i and not (folder / f"{keys[i]}.pkl").exists()]
             report.sources_reused = len(items) - len(todo)
             # Sources in groups balanced by size (largest first onto the lightest), largest group
             # first, each going to whichever worker is free: no worker waits on another's share.
             # Per worker: 64 groups locally (a task costs ~1 ms: a source each on small builds), 8 on
-            # Dask (~3 ms: more made builds measurably slower), 4 on Spark (~50 ms to start each).
+            # Dask (~3 ms: more made builds measurably slower), 4 on Spark (~15 ms to start each).
             if world_size > 1:
                 per_worker = {"local": 64, "dask": 8, "spark": 4}[executor]
-                tasks = _groups([items[i] for i in todo], per_worker * world_size)
+                tasks = _groups([sizes[i] for i in todo], per_worker * world_size)
             else:  # one worker: in this process, a task per source (progress per source); elsewhere one task
                 tasks = [[j] for j in range(len(todo))] if executor == "local" else [list(range(len(todo)))]
             tasks = [[todo[j] for j in group] for group in tasks]
