@@ -329,6 +329,25 @@ def test_ctrl_c_stops_a_parallel_build_cleanly_and_it_resumes(repos, tmp_path):
     assert f"{len(done)} sources from the cache" in resumed.stdout
 
 
+def test_a_damaged_spill_in_the_cache_is_made_again(repos, tmp_path):
+    cache = tmp_path / "cache"
+    build([str(r) for r in repos], tmp_path / "v1", "v1", cache=cache)
+    spills = sorted(cache.glob("*/*.pkl"))
+    spills[0].write_bytes(spills[0].read_bytes()[:-5])  # cut short
+    spills[1].write_bytes(b"")
+    again = build([str(r) for r in repos], tmp_path / "v1b", "v1", cache=cache)
+    assert again.sources_reused == len(repos) - 2
+    assert files_of(tmp_path / "v1b") == files_of(tmp_path / "v1")
+
+
+def test_a_source_listed_twice_is_read_once(repos, tmp_path):
+    twice = build([str(repos[0]), *map(str, repos)], tmp_path / "twice", "v1")
+    build([str(r) for r in repos], tmp_path / "once", "v1")
+    assert twice.sources_reused == 1  # the second listing is the first one's results
+    shards = {k: v for k, v in files_of(tmp_path / "once").items() if k.endswith(".parquet")}
+    assert {k: v for k, v in files_of(tmp_path / "twice").items() if k.endswith(".parquet")} == shards
+
+
 def test_a_new_version_rereads_only_changed_sources_and_reapplies_opt_outs(repos, tmp_path):
     import subprocess
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runstack.datasets_hub.cache import SPILL_FORMAT, source_key, spill_stats, write_spill
+from runstack.datasets_hub.cache import SPILL_FORMAT, source_key, spill_is_whole, spill_stats, write_spill
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.ingest import Ingest
 from runstack.datasets_hub.language import language_detector
@@ -93,7 +93,7 @@ def _process(sources: Sequence[Source], keys: Sequence[str], config: BuildConfig
     ran = 0
     for source, key in zip(sources, keys, strict=True):
         target = Path(folder) / f"{key}.pkl"
-        if not target.exists():
+        if not spill_is_whole(target):
             write_spill(target, run_stage_one([source], config, None, steps=steps), config.minhash)
             ran += 1
     return ran
@@ -200,7 +200,9 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             show("list sources", len(items), len(items))
             keys, sizes = [key for key, _ in surveyed], [size for _, size in surveyed]
             first = {key: i for i, key in reversed(list(enumerate(keys)))}  # a source listed twice is read once
-            todo = [i for i in range(len(items)) if first[keys[i]] == i and not (folder / f"{keys[i]}.pkl").exists()]
+            todo = [
+                i for i in range(len(items)) if first[keys[i]] == i and not spill_is_whole(folder / f"{keys[i]}.pkl")
+            ]
             report.sources_reused = len(items) - len(todo)
             # Sources in groups balanced by size (largest first onto the lightest), largest group
             # first, each going to whichever worker is free: no worker waits on another's share.

@@ -112,6 +112,19 @@ def _parts(handle: BinaryIO) -> tuple[int, int, int]:
     return stats_at, signatures_at, end
 
 
+def spill_is_whole(path: Path) -> bool:
+    """A spill that exists and ends as ``write_spill`` ends one (a damaged one is made again)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size < _FOOTER.size:
+                return False
+            _, _, end = _parts(handle)
+            return end == size - _FOOTER.size
+    except (OSError, StoreFormatError):
+        return False
+
+
 def _minhash_part(spill: Path, *names: str) -> list[np.ndarray]:
     with open(spill, "rb") as handle:
         _, start, end = _parts(handle)
