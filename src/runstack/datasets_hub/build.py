@@ -1,10 +1,12 @@
 """``build()``: sources in, a published dataset out.
 
-Stage 1 runs per source, in order or in worker processes (``rank``/``world_size`` split
-the sources): ingest -> language -> licence -> quality -> opt-out -> PII, spilling records
-to a temporary file. Stage 2 is global: exact dedup, then near dedup (signatures only in
-memory), then publishing. Output is written to a temporary folder and moved into place at
-the end, so an interrupted build leaves nothing half-written.
+Every parallel part runs on the build's engine (``executors.Engine``). Stage 1 runs per
+source, in size-balanced groups: ingest -> language -> licence -> quality -> PII, spilling
+each source's records with their MinHash signatures and sketches to one file (kept in the
+cache when given). Stage 2 is global (``stages``): the workers read back each record's keys
+through the opt-out registry, the driver deduplicates exactly, near dedup runs as map, reduce
+and verify rounds, and the workers write the shards. Output is written to a temporary folder
+and moved into place at the end, so an interrupted build leaves nothing half-written.
 """
 
 from __future__ import annotations

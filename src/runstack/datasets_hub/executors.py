@@ -2,8 +2,8 @@
 
 An ``Engine`` is started once per build (Dask's and Spark's workers up and their imports done,
 timed as their own stage; local workers come up while this process already runs tasks) and
-then given rounds of tasks: the per-source stage, and near-dedup's band map and
-bucket reduce. Each round runs the same tasks on the same shares whatever the executor and
+then given rounds of tasks: listing the sources, the per-source stage, reading back the keys,
+near-dedup's band map, bucket reduce and verify, and the Parquet shards. Each round runs the same tasks on the same shares whatever the executor and
 returns the results in share order, so every executor gives byte-identical shards and
 manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
 that folder must be on storage every worker sees.
@@ -92,6 +92,7 @@ class Engine:
             # This process is one of the workers and the others come up beside it: spawned, not forked
             # (a forked child inherits go-enry's Go runtime mid-flight and freezes), and warmed while
             # this one already runs tasks, so their start costs the build no wall time of its own.
+            os.environ.setdefault("GOMAXPROCS", "1")  # as warm() does in the others (go-enry, loaded later here)
             pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_leave_interrupts_to_the_driver)  # fmt: skip
             self._pool = pool
