@@ -2,8 +2,8 @@
 folder): throughput per core beside datatrove's MinHash dedup pipeline on the same files,
 speed-up from 1 to 2 workers with each executor, peak memory at 1x and 4x the corpus, and the
 cost per TB extrapolated from the measured per-core rate (linear in cores: stage one, the keys,
-near-dedup's map, reduce and verify rounds and the Parquet shards are made on the workers; the
-exact-dedup decisions and the components are made in the driver, which holds per file what the
+exact dedup's shuffle, near-dedup's map, reduce and verify rounds and the Parquet shards run on
+the workers; the driver joins the verified pairs into components and holds per file what the
 line prints: the measure of how far one driver goes).
 
     python bench/pipeline_scale.py [--packages sklearn pandas scipy transformers] [--no-datatrove] [--no-spark]
@@ -62,20 +62,21 @@ import importlib, json, sys, tracemalloc
 build_module = importlib.import_module("runstack.datasets_hub.build")
 stages = importlib.import_module("runstack.datasets_hub.stages")
 spec, marks = json.loads(sys.argv[1]), {}
-read_keys, exact_survivors = build_module.read_keys, stages.exact_survivors
+read_keys, components = build_module.read_keys, stages.components
 def keys_read(*args, **kwargs):
     marks["before"] = tracemalloc.get_traced_memory()[0]
-    entries = read_keys(*args, **kwargs)
-    marks["files"] = sum(map(len, entries))
-    return entries
-def dedup_starts(*columns):  # every per-file list built: the driver's peak per file
+    found = read_keys(*args, **kwargs)
+    marks["files"] = sum(map(len, found.rows))
+    return found
+def dedup_peak(*args):  # exact dedup done, the near pairs found: what the driver holds then, per file
     marks["held"] = tracemalloc.get_traced_memory()[0]
-    return exact_survivors(*columns)
-build_module.read_keys, stages.exact_survivors = keys_read, dedup_starts
+    return components(*args)
+build_module.read_keys, stages.components = keys_read, dedup_peak
 tracemalloc.start()
 build_module.build([build_module.Source(p, repo_name=n) for p, n in spec["sources"]], spec["out"], "bench")
 print((marks["held"] - marks["before"]) / marks["files"])
 """
+
 
 DATATROVE = """
 import sys, time
@@ -260,7 +261,8 @@ def main() -> None:
                 raise SystemExit(f"datatrove failed: {done.stderr[-2000:]}")
             peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
             peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
-        # What the driver holds per file while deduplicating (keys, offsets), traced in a build of its own.
+        # What the driver holds while deduplicating (row numbers, per-source arrays, near duplicates' keys),
+        # per file, traced in a build of its own.
         spec = json.dumps({"sources": quarter, "out": str(root / "traced")})
         traced = subprocess.run([sys.executable, "-c", DRIVER, spec], capture_output=True, text=True, check=True)
         per_file = float(traced.stdout.strip().splitlines()[-1]) / 1024
@@ -271,7 +273,8 @@ def main() -> None:
     print(f"pipeline_scale: {size4 / 1e6:.0f} MB, {len(every)} sources: whole pipeline {rate:.2f} MB/s per core"
           f"{peer} | 1 -> 2 workers: {parallel}; this machine's ceiling for this work {ceiling:.2f}x (two independent processes, no engine; a pure Python loop {spin:.2f}x) | peak RSS {one['rss_mb']:.0f} MB at 1x ({size1 / 1e6:.0f} MB) vs "
           f"{base['rss_mb']:.0f} MB at 4x ({size4 / 1e6:.0f} MB) = {base['rss_mb'] / one['rss_mb']:.2f}x, "
-          f"the driver holds {per_file:.2f} KB per file while deduplicating ({per_file * 50e6 / 1e6:,.0f} GB at 50 million files) | "
+          f"the driver holds {per_file:.2f} KB per file while deduplicating (with {one['files_in'] / len(quarter):.1f} files a "
+          f"source; {per_file * 50e6 / 1e6:,.0f} GB at 50 million files) | "
           f"per TB: {core_hours:,.0f} core-hours (${core_hours * 0.04:,.0f} at $0.04 per core-hour; "
           f"{core_hours * 3600 / (100 * 32):.0f} s of per-core work on 100 machines x 32 cores)")  # fmt: skip
 

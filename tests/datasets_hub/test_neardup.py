@@ -11,11 +11,11 @@ import pytest
 
 from runstack.datasets_hub.cache import write_spill
 from runstack.datasets_hub.config import MinHashConfig
-from runstack.datasets_hub.dedup import NearDeduplicator
+from runstack.datasets_hub.dedup import NearDeduplicator, clusters
 from runstack.datasets_hub.executors import Engine
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
-from runstack.datasets_hub.neardup import near_dedup
+from runstack.datasets_hub.neardup import components, near_dedup
 from runstack.datasets_hub.record import SourceFile
 
 
@@ -117,3 +117,22 @@ def test_bottom_k_jaccard_is_the_share_of_the_unions_k_smallest_in_both():
         union = sorted(in_a | in_b)[:k]
         expected = 1.0 if not union else sum(v in in_a and v in in_b for v in union) / len(union)
         assert bottom_k_jaccard(a, b, k) == expected
+
+
+def test_components_over_verified_pairs_only_equal_the_clusters_of_every_document():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(2, 60))
+        pairs = np.unique(np.sort(rng.integers(0, n, (int(rng.integers(0, 40)), 2)), axis=1), axis=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        keys = [(int(rng.integers(0, 3)), f"k{int(rng.integers(0, 5))}") for _ in range(n)]  # ties broken by id
+        asked: list[int] = []
+
+        def rank_of(docs, keys=keys, asked=asked):
+            asked.extend(docs)
+            return [keys[d] for d in docs]
+
+        expected = clusters(keys, pairs, len(pairs))
+        members = components(pairs, rank_of)
+        assert members == {i: c for i, c in enumerate(expected.cluster_of) if c is not None}
+        assert sorted(asked) == sorted(set(pairs.ravel().tolist()))  # only the documents in pairs

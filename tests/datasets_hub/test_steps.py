@@ -7,12 +7,13 @@ import random
 import tarfile
 import textwrap
 import zipfile
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from runstack.datasets_hub.config import MinHashConfig, QualityConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, exact_survivors, rank_key
+from runstack.datasets_hub.dedup import NearDeduplicator
 from runstack.datasets_hub.ingest import Ingest, git_blob_id
 from runstack.datasets_hub.language import LanguageStep, detect
 from runstack.datasets_hub.licenses import LicenseStep, normalise
@@ -222,12 +223,29 @@ def test_minhash_config_is_checked():
         MinHashConfig(threshold=1.5)
 
 
-def test_exact_dedup_ranking():
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_exact_dedup_ranking(tmp_path, buckets):
+    from runstack.datasets_hub.cache import write_spill
+    from runstack.datasets_hub.stages import exact_map, exact_reduce, index_spills
+
     a = _record("z.py", "same\n", repo="big/repo", priority=10, license_type="no_license")
     b = _record("a.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
     c = _record("b.py", "same\n", repo="small/repo", priority=1, license_type="permissive")
-    keep, dropped = exact_survivors(["h"] * 3, [rank_key(r) for r in (a, b, c)])
-    assert keep == [False, True, False] and dropped == 2
+    d = _record("d.py", "other\n", repo="big/repo")
+    spills = [tmp_path / "0.pkl", tmp_path / "1.pkl"]
+    write_spill(spills[0], iter([a, b, []]), MinHashConfig())
+    write_spill(spills[1], iter([c, d, []]), MinHashConfig())
+    first = index_spills(0, [str(spills[0])], [], str(tmp_path))  # two tasks, as the engine runs them
+    second = index_spills(1, [str(spills[1])], [], str(tmp_path))
+    assert [r.tolist() for r in first[0] + second[0]] == [[0, 1], [0, 1]]
+    assert first[2] + second[2] == {"big/repo": 2, "small/repo": 2}
+    exact_map(0, [0], [(0, first[1][0])], str(tmp_path), buckets)
+    exact_map(1, [1], [(1, second[1][0])], str(tmp_path), buckets)
+    found = [exact_reduce(bucket, 2, str(tmp_path)) for bucket in range(buckets)]
+    dropped = sorted(tuple(pair) for part, _ in found for pair in part.tolist())
+    # permissive first, then the higher priority, then repository and path: b survives a and c
+    assert dropped == [(0, 0), (1, 0)]
+    assert sum((shared for _, shared in found), Counter()) == {("big/repo", "small/repo"): 1}
 
 
 def test_near_dedup_clusters_crafted_copies():

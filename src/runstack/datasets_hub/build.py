@@ -242,9 +242,9 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             writer = ReleaseWriter(staging, config.shard_rows, Path(cache) / "shards" if cache is not None else None,
                                    Path(tmp) / "sort")  # fmt: skip
             show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
-            entries = read_keys(engine.run, spills, late, late_stats, 4 * world_size)
-            written = deduplicate(entries, spills, config, report, show, writer, engine.run, Path(tmp) / "bands",
-                                  world_size)  # fmt: skip
+            work = Path(tmp) / "stage-two"
+            indexed = read_keys(engine.run, spills, late, late_stats, 4 * world_size, work)
+            written = deduplicate(indexed, spills, config, report, show, writer, engine.run, work, world_size)
             if tracker is not None:
                 tracker.stage({f"{s.name}/{k}": v for s in merged for k, v in (("seen", s.seen), ("kept", s.kept))})
                 tracker.stage({"dedup/exact_duplicates": report.exact_duplicates,

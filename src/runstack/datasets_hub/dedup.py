@@ -1,14 +1,17 @@
-"""Exact and near deduplication over a whole build, keeping one survivor per group.
+"""Deduplication's pieces, keeping one survivor per group: the ranking, MinHash signing, the
+in-memory near deduplicator (streamed datasets; the reference the engine's rounds in
+``neardup`` equal), and repository copies. A build's exact dedup runs as engine rounds in
+``stages``.
 
 Survivors are chosen by one documented ranking: permissive licence first, then the
 higher user-given ``priority`` (e.g. stars), then repository name and path
-(alphabetical). Near dedup keeps only signatures in memory, never contents.
+(alphabetical), then the first read among equals. Near dedup keeps only signatures in
+memory, never contents.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,39 +44,12 @@ def rank_key(record: SourceFile) -> tuple[Any, ...]:
     return (record.license_type != "permissive", -record.priority, record.repo_name, record.path)
 
 
-def exact_survivors(digests: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> tuple[list[bool], int]:
-    """For the sha256 and rank key of each record: which records survive, and how many were dropped."""
-    best: dict[str, int] = {}
-    for i, (digest, key) in enumerate(zip(digests, keys, strict=True)):
-        current = best.get(digest)
-        if current is None or key < keys[current]:
-            best[digest] = i
-    keep = [False] * len(digests)
-    for i in best.values():
-        keep[i] = True
-    return keep, len(digests) - len(best)
-
-
-def repository_copies(repos: list[str], digests: list[str], keep: list[bool], cluster_of: list[int | None],
-                      share: float = 0.5) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Repositories more than half of whose files are exact or near copies of files one other
-    repository keeps (forks, vendored copies), as {copy: {"of": source, "shared": n, "files": m}}.
-    Which one is the copy follows the survivor ranking (give the original a higher ``priority``).
-
-    ``repos``/``digests``/``keep`` are per record (exact dedup); ``cluster_of`` is per record kept
-    by exact dedup (near dedup: the index, among kept records, of the cluster's survivor).
-    """
-    winner_of: dict[str, int] = {d: i for i, (d, k) in enumerate(zip(digests, keep, strict=True)) if k}
-    files: Counter[str] = Counter(repos)
-    shared: Counter[tuple[str, str]] = Counter()
-    for i, digest in enumerate(digests):
-        source = repos[winner_of[digest]]
-        if not keep[i] and source != repos[i]:
-            shared[(repos[i], source)] += 1
-    kept = [i for i, k in enumerate(keep) if k]
-    for j, cluster in enumerate(cluster_of):
-        if cluster is not None and cluster != j and repos[kept[cluster]] != repos[kept[j]]:
-            shared[(repos[kept[j]], repos[kept[cluster]])] += 1
+def choose_copies(files: Counter[str], shared: Counter[tuple[str, str]],
+                  share: float = 0.5) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Repositories more than ``share`` of whose files are exact or near copies of files one other
+    repository keeps (forks, vendored copies), as {copy: {"of": source, "shared": n, "files": m}},
+    from ``files`` per repository and ``shared`` files per (copy, source) pair. Which one is the
+    copy follows the survivor ranking (give the original a higher ``priority``)."""
     copies: dict[str, dict[str, Any]] = {}
     for (copy, source), n in sorted(shared.items(), key=lambda kv: (-kv[1], kv[0])):
         if copy not in copies and n >= 2 and n > share * files[copy] and copy != source:

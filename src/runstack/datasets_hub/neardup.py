@@ -79,11 +79,12 @@ def verify(pairs: np.ndarray, spill_of: np.ndarray, row_of: np.ndarray, spills: 
     return verify_pairs(pairs, sketch, config)
 
 
-def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[Path],
-               rows_kept: Sequence[np.ndarray], keys: list[tuple[Any, ...]], config: MinHashConfig, folder: Path,
-               tasks: int, buckets: int) -> NearDedupResult:  # fmt: skip
-    """Near duplicates among the kept documents (``rows_kept[s]``: rows of spill ``s``, in document
-    order; ``keys``: their rank keys), with the map, reduce and verify rounds given to ``run``."""
+def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[Path],
+               rows_kept: Sequence[np.ndarray], config: MinHashConfig, folder: Path, tasks: int,
+               buckets: int) -> tuple[np.ndarray, int]:  # fmt: skip
+    """The verified near-duplicate pairs (document ids, in order) among the kept documents
+    (``rows_kept[s]``: rows of spill ``s``; a document's id is its place in that order), and how
+    many candidate pairs there were, with the map, reduce and verify rounds given to ``run``."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = [len(rows) for rows in rows_kept]
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(int).tolist() if counts else []
@@ -102,8 +103,43 @@ def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[A
         docs = np.unique(chunk)
         shares.append((chunk, spill_of[docs], row_of[docs], names, config))
     ok = run(verify, shares) if len(candidates) else []
-    verified = candidates[np.concatenate(ok)] if len(candidates) else candidates
-    return clusters(keys, verified, len(candidates))
+    return (candidates[np.concatenate(ok)] if len(candidates) else candidates), len(candidates)
+
+
+def components(verified: np.ndarray, rank_of: Callable[[list[int]], list[Any]]) -> dict[int, int]:
+    """For each document in a verified pair, its component's survivor: the smallest (rank key,
+    id), the rank keys asked of ``rank_of`` for these documents only (the driver holds no more)."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in verified.tolist():
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    docs = sorted(parent)
+    keys = dict(zip(docs, rank_of(docs), strict=True))
+    groups: dict[int, list[int]] = {}
+    for doc in docs:
+        groups.setdefault(find(doc), []).append(doc)
+    return {doc: winner for group in groups.values() for winner in [min(group, key=lambda d: (keys[d], d))]
+            for doc in group}  # fmt: skip
+
+
+def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[Path],
+               rows_kept: Sequence[np.ndarray], keys: list[tuple[Any, ...]], config: MinHashConfig, folder: Path,
+               tasks: int, buckets: int) -> NearDedupResult:  # fmt: skip
+    """``near_pairs`` as ``NearDeduplicator`` reports them (``keys``: every kept document's rank key)."""
+    verified, candidates = near_pairs(run, spills, rows_kept, config, folder, tasks, buckets)
+    return clusters(keys, verified, candidates)
 
 
 def split_counts(counts: Sequence[int], tasks: int) -> list[list[int]]:

@@ -1,12 +1,17 @@
-"""Stage two of a build: every spilled record read again by the engine's workers (through the
-late filters, such as the opt-out registry) for its keys, deduplicated exactly, then near
-(MinHash LSH, as map and reduce rounds on the build's engine), then by repository, and the
-survivors streamed to the release writer."""
+"""Stage two of a build, as rounds on the build's engine: every spilled record read again by
+the workers (through the late filters, such as the opt-out registry) for its keys, kept beside
+the spills; exact dedup as a shuffle by digest; near dedup (MinHash LSH: map, reduce and verify
+rounds); repository-level copies from the counts both give; then the survivors streamed to the
+release writer. The driver holds per file only its row numbers (numpy), never a key, content,
+signature or sketch: what it needs of a record it reads back from the keys beside the spills."""
 
 from __future__ import annotations
 
+import pickle
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +19,8 @@ import numpy as np
 
 from runstack.datasets_hub.cache import read_spill_at
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import exact_survivors, rank_key, repository_copies
-from runstack.datasets_hub.neardup import near_dedup, split_counts
+from runstack.datasets_hub.dedup import choose_copies, rank_key
+from runstack.datasets_hub.neardup import components, near_pairs, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
@@ -25,12 +30,24 @@ from runstack.datasets_hub.record import SourceFile
 Entry = tuple[int, int, str, tuple[Any, ...], str, str, int, str]
 
 
-def index_spills(spills: list[str], late: list[PipelineStep]) -> tuple[list[list[Entry]], list[StepStats]]:
-    """A task of its own (each worker reads its share of the spills, in parallel): every record
-    of ``spills`` through the late filters (such as the opt-out registry); for each spill, the
-    entries of the records they keep, and the filters' counts."""
+def _entries(folder: str | Path, where: tuple[int, int]) -> list[Entry]:
+    """A spill's entries: written by index task ``where[0]`` at offset ``where[1]`` of its file."""
+    with open(Path(folder) / f"keys-{where[0]:05d}.pkl", "rb") as handle:
+        handle.seek(where[1])
+        entries: list[Entry] = pickle.load(handle)
+    return entries
+
+
+def index_spills(task: int, spills: list[str], late: list[PipelineStep],
+                 folder: str) -> tuple[list[np.ndarray], list[int], Counter[str], list[StepStats]]:  # fmt: skip
+    """A task of its own: every record of ``spills`` through the late filters; the entries of the
+    records they keep written to one file for the task, spill after spill; returns per spill the
+    rows kept and where its entries start, the files per repository, and the filters' counts."""
     stats = [StepStats(step.name) for step in late]
-    found: list[list[Entry]] = []
+    rows: list[np.ndarray] = []
+    starts: list[int] = []
+    repos: Counter[str] = Counter()
+    out = open(Path(folder) / f"keys-{task:05d}.pkl", "wb")  # noqa: SIM115  (closed below)
     for spill in spills:
         entries: list[Entry] = []
         for row, (offset, record) in enumerate(read_spill_at(Path(spill))):
@@ -42,72 +59,143 @@ def index_spills(spills: list[str], late: list[PipelineStep]) -> tuple[list[list
                     break
                 counted.kept += 1
             else:
-                # Repeated names as one object each: pickled once per task, held once in the driver.
-                record.repo_name = sys.intern(record.repo_name)
+                record.repo_name = sys.intern(record.repo_name)  # pickled once per file of keys
                 entries.append((row, offset, record.sha256, rank_key(record), record.blob_id,
                                 sys.intern(str(record.language)), record.length_bytes,
                                 sys.intern(record.license_type)))  # fmt: skip
-        found.append(entries)
-    return found, stats
+                repos[record.repo_name] += 1
+        starts.append(out.tell())
+        pickle.dump(entries, out, protocol=pickle.HIGHEST_PROTOCOL)
+        rows.append(np.array([entry[0] for entry in entries], dtype=np.int64))
+    out.close()
+    return rows, starts, repos, stats
+
+
+def exact_map(task: int, indices: list[int], where: list[tuple[int, int]], folder: str, buckets: int) -> None:
+    """Each record of these spills (their entries ``where``) as (sha256, rank key, spill, row) into a
+    file per digest bucket."""
+    parts: list[list[tuple[Any, ...]]] = [[] for _ in range(buckets)]
+    for index, at in zip(indices, where, strict=True):
+        for row, _, digest, key, *_ in _entries(folder, at):
+            parts[int(digest[:15], 16) % buckets].append((digest, key, index, row))
+    for bucket, part in enumerate(parts):
+        (Path(folder) / f"exact-{task:05d}-{bucket:05d}.pkl").write_bytes(pickle.dumps(part))
+
+
+def exact_reduce(bucket: int, tasks: int, folder: str) -> tuple[np.ndarray, Counter[tuple[str, str]]]:
+    """One bucket's digests: each keeps its best-ranked record (the first read among equals).
+    Returns the (spill, row) of every other record, and per (its repository, the survivor's
+    repository) pair how many of them are copies from another repository."""
+    items: list[tuple[Any, ...]] = []
+    for task in range(tasks):
+        items += pickle.loads((Path(folder) / f"exact-{task:05d}-{bucket:05d}.pkl").read_bytes())
+    best: dict[str, tuple[Any, ...]] = {}
+    for item in items:
+        current = best.get(item[0])
+        if current is None or item[1:] < current[1:]:
+            best[item[0]] = item
+    dropped, shared = [], Counter()  # type: list[tuple[int, int]], Counter[tuple[str, str]]
+    for item in items:
+        winner = best[item[0]]
+        if winner is not item:
+            dropped.append((item[2], item[3]))
+            if item[1][2] != winner[1][2]:
+                shared[(item[1][2], winner[1][2])] += 1
+    return np.array(dropped, dtype=np.int64).reshape(-1, 2), shared
+
+
+@dataclass
+class Keys:
+    """What ``read_keys`` found: per spill the rows the late filters kept and where its entries
+    lie (index task, offset), the spills of each index task, and the files per repository."""
+
+    rows: list[np.ndarray]
+    where: list[tuple[int, int]]
+    groups: list[list[int]]
+    repos: Counter[str]
 
 
 def read_keys(run: Callable[..., list[Any]], spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats],
-          tasks: int) -> list[list[Entry]]:  # fmt: skip
+              tasks: int, folder: Path) -> Keys:  # fmt: skip
     """``index_spills`` over every spill, in ``tasks`` runs of consecutive spills of similar size,
     on the engine; the late filters' counts are added to ``late_stats``."""
+    folder.mkdir(parents=True, exist_ok=True)
     names = [str(spill) for spill in spills]
     groups = split_counts([spill.stat().st_size for spill in spills], tasks)
-    entries: list[list[Entry]] = []
-    for found, stats in run(index_spills, [([names[i] for i in group], late) for group in groups]):
-        entries += found
+    keys = Keys([], [], groups, Counter())
+    found = run(index_spills, [(t, [names[i] for i in g], late, str(folder)) for t, g in enumerate(groups)])
+    for task, (rows, starts, repos, stats) in enumerate(found):
+        keys.rows += rows
+        keys.where += [(task, start) for start in starts]
+        keys.repos.update(repos)
         for total, part in zip(late_stats, stats, strict=True):
             total.merge(part)
-    return entries
+    return keys
 
 
-def deduplicate(entries: list[list[Entry]], spills: list[Path], config: BuildConfig, report: Any,
-                show: Callable[[str, int, int], None], writer: ReleaseWriter,
-                run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
-    """Exact, near and repository-level dedup over the records of every spill (``entries``, per
-    spill); the survivors go to ``writer``. Returns how many. The driver keeps per file a key,
-    never its content or sketch; near-dedup's rounds go to ``run`` (the build's engine), as the
-    shards will."""
+def deduplicate(keys: Keys, spills: list[Path], config: BuildConfig, report: Any, show: Callable[[str, int, int], None],
+                writer: ReleaseWriter, run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
+    """Exact, near and repository-level dedup over the records of every spill (``keys``: those the
+    late filters kept, their entries in ``work``); the survivors go to ``writer``. Returns how many."""
+    folder, rows, where, files = str(work), keys.rows, keys.where, sum(map(len, keys.rows))
+    show("exact dedup", 0, files)
+    groups, buckets = keys.groups, 4 * workers
+    run(exact_map, [(t, g, [where[i] for i in g], folder, buckets) for t, g in enumerate(groups)])
+    found = run(exact_reduce, [(b, len(groups), folder) for b in range(buckets)])
+    shared: Counter[tuple[str, str]] = Counter()
+    for _, counted in found:
+        shared.update(counted)
+    dropped = np.concatenate([d for d, _ in found] or [np.zeros((0, 2), dtype=np.int64)])
+    report.exact_duplicates = len(dropped)
+    dropped = dropped[np.lexsort((dropped[:, 1], dropped[:, 0]))]
+    cuts = np.searchsorted(dropped[:, 0], np.arange(len(rows) + 1))
+    rows_kept = [np.setdiff1d(r, dropped[cuts[s] : cuts[s + 1], 1], assume_unique=True) for s, r in enumerate(rows)]
+    show("exact dedup", files, files)
+    kept = sum(map(len, rows_kept))
+    show("near dedup", 0, kept)
+    verified, candidates = near_pairs(run, spills, rows_kept, config.minhash, work / "bands", buckets, buckets)
+    # What the driver needs of the documents in verified pairs (rank keys, repositories, blob ids),
+    # read back from the keys beside their spills: the driver holds nothing per document else.
+    entry_of = _fetch(folder, rows_kept, where, np.unique(verified))
+    members = components(verified, lambda docs: [entry_of[d][3] for d in docs])
+    near = {doc: winner for doc, winner in members.items() if doc != winner}
+    report.near_duplicates, report.near_candidate_pairs, report.near_verified_pairs = (
+        len(near), candidates, len(verified))  # fmt: skip
+    show("near dedup", kept, kept)
+    for doc, winner in near.items():
+        copy, source = entry_of[doc][3][2], entry_of[winner][3][2]
+        if copy != source:
+            shared[(copy, source)] += 1
+    report.repo_copies = copies = {} if config.repo_dedup == "off" else choose_copies(keys.repos, shared)
     names = [str(spill) for spill in spills]
-    flat: list[Entry] = []  # every file's entry, once: the lists below only point into them
-    spill_of = np.zeros(sum(map(len, entries)), dtype=np.int64)
-    for index, found in enumerate(entries):
-        spill_of[len(flat) : len(flat) + len(found)] = index
-        flat += found
-        entries[index] = []
-    show("exact dedup", 0, len(flat))
-    keep, report.exact_duplicates = exact_survivors([e[2] for e in flat], [e[3] for e in flat])
-    show("exact dedup", len(flat), len(flat))
-    rows_kept: list[list[int]] = [[] for _ in spills]
-    for entry, index, kept in zip(flat, spill_of.tolist(), keep, strict=True):
-        if kept:
-            rows_kept[index].append(entry[0])
-    kept_keys = [e[3] for e, kept in zip(flat, keep, strict=True) if kept]
-    kept_blobs = [e[4] for e, kept in zip(flat, keep, strict=True) if kept]
-    show("near dedup", 0, len(kept_keys))
-    result = near_dedup(run, spills, [np.array(r, dtype=np.int64) for r in rows_kept], kept_keys, config.minhash,
-                        work, 4 * workers, 4 * workers)  # fmt: skip
-    show("near dedup", len(kept_keys), len(kept_keys))
-    report.near_duplicates = len(result.survivors) - sum(result.survivors)
-    report.near_candidate_pairs, report.near_verified_pairs = result.candidate_pairs, result.verified_pairs
-    copies = {} if config.repo_dedup == "off" else repository_copies(
-        [e[3][2] for e in flat], [e[2] for e in flat], keep, result.cluster_of)  # fmt: skip
-    report.repo_copies = copies
-    # The survivors go to the writer as keys and origins; the workers make the rows from the spills.
-    i = -1
-    for (row, offset, _, key, blob, language, length, licence), index, kept in zip(
-            flat, spill_of.tolist(), keep, strict=True):  # fmt: skip
-        if not kept:
-            continue
-        i += 1
-        copy_of = copies.get(key[2])
-        if not result.survivors[i] or (copy_of is not None and config.repo_dedup == "drop"):
-            continue
-        cluster = result.cluster_of[i]
-        fields = (kept_blobs[cluster] if cluster is not None else None, copy_of["of"] if copy_of is not None else None)
-        writer.add(language, (key[2], key[3], blob, index, row), (names[index], offset, fields), length, licence)
+    # The survivors go to the writer as keys and origins, spill by spill; the workers make the rows.
+    doc = -1
+    for index, chosen in enumerate(rows_kept):
+        wanted = set(chosen.tolist())
+        for row, offset, _, key, blob, language, length, licence in _entries(folder, where[index]):
+            if row not in wanted:
+                continue
+            doc += 1
+            winner, copy_of = members.get(doc), copies.get(key[2])
+            if (winner is not None and winner != doc) or (copy_of is not None and config.repo_dedup == "drop"):
+                continue
+            cluster = entry_of[winner][4] if winner is not None else None
+            fields = (cluster, copy_of["of"] if copy_of is not None else None)
+            writer.add(language, (key[2], key[3], blob, index, row), (names[index], offset, fields), length, licence)
     return writer.count
+
+
+def _fetch(folder: str, rows_kept: Sequence[np.ndarray], where: list[tuple[int, int]],
+           docs: np.ndarray) -> dict[int, Entry]:  # fmt: skip
+    """The entries of these kept documents (ids in order), each spill's keys read once."""
+    ends = np.cumsum([len(r) for r in rows_kept])
+    spill_of = np.searchsorted(ends, docs, side="right")
+    needed, firsts = np.unique(spill_of, return_index=True)
+    bounds = [*firsts.tolist(), len(docs)]
+    out: dict[int, Entry] = {}
+    for k, spill in enumerate(needed.tolist()):
+        by_row = {entry[0]: entry for entry in _entries(folder, where[spill])}
+        start = int(ends[spill - 1]) if spill else 0
+        for doc in docs[bounds[k] : bounds[k + 1]].tolist():
+            out[doc] = by_row[int(rows_kept[spill][doc - start])]
+    return out
