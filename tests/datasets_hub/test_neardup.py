@@ -15,7 +15,7 @@ from runstack.datasets_hub.dedup import NearDeduplicator, clusters
 from runstack.datasets_hub.executors import Engine
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
-from runstack.datasets_hub.neardup import components, near_dedup
+from runstack.datasets_hub.neardup import components, near_pairs
 from runstack.datasets_hub.record import SourceFile
 
 
@@ -63,7 +63,7 @@ def test_rounds_give_the_in_memory_result(tmp_path, tasks, buckets):
     def run(task, shares):
         return [task(*share) for share in shares]
 
-    found = near_dedup(run, spills, rows, keys, config, tmp_path / "bands", tasks, buckets)
+    found = clusters(keys, *near_pairs(run, spills, rows, config, tmp_path / "bands", tasks, buckets))
     assert expected.verified_pairs > 20 and sum(expected.survivors) < len(kept)  # there is something to find
     assert (found.survivors, found.cluster_of) == (expected.survivors, expected.cluster_of)
     assert (found.candidate_pairs, found.verified_pairs) == (expected.candidate_pairs, expected.verified_pairs)

@@ -9,11 +9,12 @@
 3. Verify (one task per run of the distinct candidate pairs): each pair on the two documents'
    bottom-k sketches, read from their spills. (Verified in the buckets instead, a pair close in
    several bands was verified up to once per bucket: twice the work at 8 buckets, measured.)
-4. The driver joins the verified pairs into connected components (union-find over edges only)
-   and keeps each component's best-ranked member.
+4. The driver joins the verified pairs into connected components (``components``: union-find
+   over the documents in pairs only, their rank keys read back) and keeps each component's
+   best-ranked member.
 
 The driver never holds a signature or sketch; the result equals ``NearDeduplicator``'s on the
-same documents, whatever the executor or the number of buckets.
+same documents, whatever the executor or the number of buckets (tested).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from runstack.datasets_hub.cache import read_signatures, read_sketches
 from runstack.datasets_hub.config import MinHashConfig
-from runstack.datasets_hub.dedup import NearDedupResult, clusters, verify_pairs
+from runstack.datasets_hub.dedup import verify_pairs
 from runstack.datasets_hub.minhash import _mix, band_keys, neighbour_pairs
 
 
@@ -132,14 +133,6 @@ def components(verified: np.ndarray, rank_of: Callable[[list[int]], list[Any]]) 
         groups.setdefault(find(doc), []).append(doc)
     return {doc: winner for group in groups.values() for winner in [min(group, key=lambda d: (keys[d], d))]
             for doc in group}  # fmt: skip
-
-
-def near_dedup(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[Path],
-               rows_kept: Sequence[np.ndarray], keys: list[tuple[Any, ...]], config: MinHashConfig, folder: Path,
-               tasks: int, buckets: int) -> NearDedupResult:  # fmt: skip
-    """``near_pairs`` as ``NearDeduplicator`` reports them (``keys``: every kept document's rank key)."""
-    verified, candidates = near_pairs(run, spills, rows_kept, config, folder, tasks, buckets)
-    return clusters(keys, verified, candidates)
 
 
 def split_counts(counts: Sequence[int], tasks: int) -> list[list[int]]:
