@@ -11,11 +11,11 @@ import pytest
 
 from runstack.datasets_hub.cache import write_spill
 from runstack.datasets_hub.config import MinHashConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, clusters
+from runstack.datasets_hub.dedup import NearDeduplicator, clusters, components
 from runstack.datasets_hub.executors import Engine
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
-from runstack.datasets_hub.neardup import components, near_pairs
+from runstack.datasets_hub.neardup import near_pairs
 from runstack.datasets_hub.record import SourceFile
 
 
@@ -119,7 +119,7 @@ def test_bottom_k_jaccard_is_the_share_of_the_unions_k_smallest_in_both():
         assert bottom_k_jaccard(a, b, k) == expected
 
 
-def test_components_over_verified_pairs_only_equal_the_clusters_of_every_document():
+def test_components_over_verified_pairs_keep_each_components_best_ranked_document():
     rng = np.random.default_rng(3)
     for _ in range(200):
         n = int(rng.integers(2, 60))
@@ -132,7 +132,21 @@ def test_components_over_verified_pairs_only_equal_the_clusters_of_every_documen
             asked.extend(docs)
             return [keys[d] for d in docs]
 
-        expected = clusters(keys, pairs, len(pairs))
-        members = components(pairs, rank_of)
-        assert members == {i: c for i, c in enumerate(expected.cluster_of) if c is not None}
-        assert sorted(asked) == sorted(set(pairs.ravel().tolist()))  # only the documents in pairs
+        # The components, found by walking the graph from each document.
+        neighbours: dict[int, set[int]] = {}
+        for a, b in pairs.tolist():
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+        expected: dict[int, int] = {}
+        for start in neighbours:
+            seen, todo = {start}, [start]
+            while todo:
+                for other in neighbours[todo.pop()] - seen:
+                    seen.add(other)
+                    todo.append(other)
+            expected[start] = min(seen, key=lambda d: (keys[d], d))
+        assert components(pairs, rank_of) == expected
+        assert sorted(asked) == sorted(neighbours)  # only the documents in pairs
+        dense = clusters(keys, pairs, len(pairs))  # every document: the same, with singletons surviving
+        assert dense.cluster_of == [expected.get(i) for i in range(n)]
+        assert dense.survivors == [expected.get(i, i) == i for i in range(n)]

@@ -12,6 +12,7 @@ memory, never contents.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,13 @@ def choose_copies(files: Counter[str], shared: Counter[tuple[str, str]],
 
 
 class UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
+    """Disjoint sets of the ids ever named (a component's root is its smallest id)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
 
     def find(self, x: int) -> int:
-        root = x
+        root = self.parent.setdefault(x, x)
         while self.parent[root] != root:
             root = self.parent[root]
         while self.parent[x] != root:
@@ -73,6 +76,21 @@ class UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def components(verified: np.ndarray, rank_of: Callable[[list[int]], list[Any]]) -> dict[int, int]:
+    """For each document in a verified pair, its component's survivor: the smallest (rank key,
+    id), the rank keys asked of ``rank_of`` for these documents only (a build's driver holds no more)."""
+    groups = UnionFind()
+    for a, b in verified.tolist():
+        groups.union(a, b)
+    docs = sorted(groups.parent)
+    keys = dict(zip(docs, rank_of(docs), strict=True))
+    members: dict[int, list[int]] = {}
+    for doc in docs:
+        members.setdefault(groups.find(doc), []).append(doc)
+    return {doc: winner for group in members.values() for winner in [min(group, key=lambda d: (keys[d], d))]
+            for doc in group}  # fmt: skip
 
 
 @dataclass
@@ -135,20 +153,8 @@ def verify_pairs(pairs: np.ndarray, sketch: Any, config: MinHashConfig) -> np.nd
 
 
 def clusters(keys: list[tuple[Any, ...]], verified: np.ndarray, candidates: int) -> NearDedupResult:
-    """Connected components of the verified pairs; each keeps its best-ranked member (smallest key)."""
-    n = len(keys)
-    groups = UnionFind(n)
-    for a, b in verified.tolist():
-        groups.union(a, b)
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(groups.find(i), []).append(i)
-    survivors, cluster_of = [True] * n, [None] * n
-    for group in members.values():
-        if len(group) < 2:
-            continue
-        winner = min(group, key=lambda i: keys[i])
-        for i in group:
-            survivors[i] = i == winner
-            cluster_of[i] = winner
-    return NearDedupResult(survivors, cluster_of, candidates, len(verified))  # type: ignore[arg-type]
+    """``components`` for every document (``keys``: each one's rank key)."""
+    members = components(verified, lambda docs: [keys[d] for d in docs])
+    cluster_of = [members.get(i) for i in range(len(keys))]
+    survivors = [winner is None or winner == i for i, winner in enumerate(cluster_of)]
+    return NearDedupResult(survivors, cluster_of, candidates, len(verified))

@@ -9,7 +9,7 @@
 3. Verify (one task per run of the distinct candidate pairs): each pair on the two documents'
    bottom-k sketches, read from their spills. (Verified in the buckets instead, a pair close in
    several bands was verified up to once per bucket: twice the work at 8 buckets, measured.)
-4. The driver joins the verified pairs into connected components (``components``: union-find
+4. The driver joins the verified pairs into connected components (``dedup.components``: union-find
    over the documents in pairs only, their rank keys read back) and keeps each component's
    best-ranked member.
 
@@ -105,34 +105,6 @@ def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[A
         shares.append((chunk, spill_of[docs], row_of[docs], names, config))
     ok = run(verify, shares) if len(candidates) else []
     return (candidates[np.concatenate(ok)] if len(candidates) else candidates), len(candidates)
-
-
-def components(verified: np.ndarray, rank_of: Callable[[list[int]], list[Any]]) -> dict[int, int]:
-    """For each document in a verified pair, its component's survivor: the smallest (rank key,
-    id), the rank keys asked of ``rank_of`` for these documents only (the driver holds no more)."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in verified.tolist():
-        parent.setdefault(a, a)
-        parent.setdefault(b, b)
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    docs = sorted(parent)
-    keys = dict(zip(docs, rank_of(docs), strict=True))
-    groups: dict[int, list[int]] = {}
-    for doc in docs:
-        groups.setdefault(find(doc), []).append(doc)
-    return {doc: winner for group in groups.values() for winner in [min(group, key=lambda d: (keys[d], d))]
-            for doc in group}  # fmt: skip
 
 
 def split_counts(counts: Sequence[int], tasks: int) -> list[list[int]]:

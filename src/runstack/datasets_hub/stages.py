@@ -19,8 +19,8 @@ import numpy as np
 
 from runstack.datasets_hub.cache import read_spill_at
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import choose_copies, rank_key
-from runstack.datasets_hub.neardup import components, near_pairs, split_counts
+from runstack.datasets_hub.dedup import choose_copies, components, rank_key
+from runstack.datasets_hub.neardup import near_pairs, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
