@@ -66,10 +66,12 @@ def source_key(source: Any) -> str:
 
 
 # A spill is one file: the records (pickled one after another), then their step stats (pickled),
-# then their signatures and sketches (npz), then where each part starts. One file created per
-# source: a file system's inode allocation was ~13% of a build's time with a file per part.
-_FOOTER = struct.Struct("<QQQ8s")
-SPILL_FORMAT = "rsspill1"  # part of the cache key: a new format is a new cache
+# then their signatures (npz), then their sketches (npz), then where each part starts: each part
+# is read alone (the band map needs the signatures only, the verify round the sketches only). One
+# file created per source: a file system's inode allocation was ~13% of a build's time with a file
+# per part.
+_FOOTER = struct.Struct("<QQQQ8s")
+SPILL_FORMAT = "rsspill2"  # part of the cache key: a new format is a new cache
 _MAGIC = SPILL_FORMAT.encode()
 
 
@@ -95,21 +97,23 @@ def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]], m
         stats_at = handle.tell()
         pickle.dump(stats, handle, protocol=pickle.HIGHEST_PROTOCOL)
         signatures_at = handle.tell()
+        np.savez(handle, sigs=sigs)
+        sketches_at = handle.tell()
         lengths = np.array([len(s) for s in sketches], dtype=np.int64)
         flat = np.concatenate(sketches) if sketches else np.zeros(0, dtype=np.uint64)
-        np.savez(handle, sigs=sigs, lengths=lengths, flat=flat)
-        handle.write(_FOOTER.pack(stats_at, signatures_at, handle.tell(), _MAGIC))
+        np.savez(handle, lengths=lengths, flat=flat)
+        handle.write(_FOOTER.pack(stats_at, signatures_at, sketches_at, handle.tell(), _MAGIC))
     os.replace(temporary, target)
 
 
-def _parts(handle: BinaryIO) -> tuple[int, int, int]:
-    """(where the stats start, where the signatures start, where they end) in an open spill."""
+def _parts(handle: BinaryIO) -> tuple[int, int, int, int]:
+    """(where the stats, the signatures and the sketches start, and where they end) in an open spill."""
     handle.seek(-_FOOTER.size, os.SEEK_END)
-    stats_at, signatures_at, end, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
+    stats_at, signatures_at, sketches_at, end, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
     if magic != _MAGIC:
         raise StoreFormatError(getattr(handle, "name", "spill"), "not a whole spill of this runstack version: delete "
                                "the build cache folder (--cache) and build again")  # fmt: skip
-    return stats_at, signatures_at, end
+    return stats_at, signatures_at, sketches_at, end
 
 
 def spill_is_whole(path: Path) -> bool:
@@ -119,36 +123,36 @@ def spill_is_whole(path: Path) -> bool:
             size = handle.seek(0, os.SEEK_END)
             if size < _FOOTER.size:
                 return False
-            _, _, end = _parts(handle)
-            return end == size - _FOOTER.size
+            return _parts(handle)[3] == size - _FOOTER.size
     except (OSError, StoreFormatError):
         return False
 
 
-def _minhash_part(spill: Path, *names: str) -> list[np.ndarray]:
+def _minhash_part(spill: Path, part: int, *names: str) -> list[np.ndarray]:
+    """Arrays of a spill's signatures (``part`` 1) or sketches (2), reading that part only."""
     with open(spill, "rb") as handle:
-        _, start, end = _parts(handle)
-        handle.seek(start)
-        data = handle.read(end - start)
+        bounds = _parts(handle)
+        handle.seek(bounds[part])
+        data = handle.read(bounds[part + 1] - bounds[part])
     with np.load(io.BytesIO(data)) as found:
         return [found[name] for name in names]
 
 
 def read_signatures(spill: Path) -> np.ndarray:
     """The MinHash signatures of a spill's records, in order (one row each)."""
-    return _minhash_part(spill, "sigs")[0]
+    return _minhash_part(spill, 1, "sigs")[0]
 
 
 def read_sketches(spill: Path) -> tuple[np.ndarray, np.ndarray]:
     """The bottom-k sketches of a spill's records: record ``i``'s is ``flat[bounds[i]:bounds[i + 1]]``."""
-    lengths, flat = _minhash_part(spill, "lengths", "flat")
+    lengths, flat = _minhash_part(spill, 2, "lengths", "flat")
     return flat, np.concatenate([[0], np.cumsum(lengths)])
 
 
 def read_spill_at(path: Path) -> Iterator[tuple[int, SourceFile]]:
     """(offset, record) of every record of a spill: a record can be read again from its offset."""
     with open(path, "rb") as handle:
-        end, _, _ = _parts(handle)
+        end = _parts(handle)[0]
         handle.seek(0)
         while (offset := handle.tell()) < end:
             yield offset, pickle.load(handle)
@@ -156,7 +160,6 @@ def read_spill_at(path: Path) -> Iterator[tuple[int, SourceFile]]:
 
 def spill_stats(path: Path) -> list[StepStats]:
     with open(path, "rb") as handle:
-        start, _, _ = _parts(handle)
-        handle.seek(start)
+        handle.seek(_parts(handle)[0])
         stats: list[StepStats] = pickle.load(handle)
     return stats
