@@ -4,8 +4,8 @@ Every parallel part runs on the build's engine (``executors.Engine``). Stage 1 r
 source, in size-balanced groups: ingest -> language -> licence -> quality -> PII, spilling
 each source's records with their MinHash signatures and sketches to one file (kept in the
 cache when given). Stage 2 is global (``stages``): the workers read back each record's keys
-through the opt-out registry, the driver deduplicates exactly, near dedup runs as map, reduce
-and verify rounds, and the workers write the shards. Output is written to a temporary folder
+through the opt-out registry, exact dedup runs as a shuffle by digest and near dedup as map,
+reduce and verify rounds, and the workers write the shards. Output is written to a temporary folder
 and moved into place at the end, so an interrupted build leaves nothing half-written.
 """
 

@@ -3,9 +3,9 @@
 An ``Engine`` is started once per build (Dask's and Spark's workers up and their imports done,
 timed as their own stage; local workers come up while this process already runs tasks) and
 then given rounds of tasks: listing the sources, the per-source stage, reading back the keys,
-near-dedup's band map, bucket reduce and verify, and the Parquet shards. Each round runs the same tasks on the same shares whatever the executor and
-returns the results in share order, so every executor gives byte-identical shards and
-manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
+exact dedup's map and reduce, near dedup's band map, bucket reduce and verify, and the Parquet
+shards. Each round runs the same tasks on the same shares whatever the executor and returns
+the results in share order, so every executor gives byte-identical shards and manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
 that folder must be on storage every worker sees.
 """
 
@@ -123,9 +123,7 @@ class Engine:
         if self._pool is not None:
             return _beside(self._pool, self.workers - 1, task, shares, done)
         if self._client is not None:
-            from distributed import as_completed as finished
-
-            return _in_order(self._client.map(_call, [task] * len(shares), list(shares), pure=False), finished, done)
+            return _in_order(self._client.map(_call, [task] * len(shares), list(shares), pure=False), done)
         indexed = list(enumerate(shares))
         rdd = self._spark.sparkContext.parallelize(indexed, len(indexed))
         results = sorted(rdd.map(lambda item: (item[0], task(*item[1]))).collect(), key=lambda pair: pair[0])
@@ -250,9 +248,12 @@ def _beside(pool: Executor, others: int, task: Callable[..., Any], shares: Seque
     return results
 
 
-def _in_order(futures: list[Any], finished: Callable[[list[Any]], Any], done: Callable[[int], None]) -> list[Any]:
+def _in_order(futures: list[Any], done: Callable[[int], None]) -> list[Any]:
+    """The results of Dask ``futures`` in their order, ``done(i)`` called as each finishes."""
+    from distributed import as_completed
+
     position = {id(future): index for index, future in enumerate(futures)}
-    for future in finished(futures):
+    for future in as_completed(futures):
         future.result()  # a task's error is raised as soon as it is known
         done(position[id(future)])
     return [future.result() for future in futures]

@@ -196,11 +196,8 @@ class ReleaseWriter:
             sizes.append(sum(length for _, _, _, length in part))
         # The largest shards first: the others are written beside them, not after them.
         order = sorted(range(len(shares)), key=lambda i: (-sizes[i], i))
-        made = (
-            run(write_shard, [shares[i] for i in order])
-            if run is not None
-            else [write_shard(*shares[i]) for i in order]
-        )
+        run = run or (lambda task, todo: [task(*share) for share in todo])
+        made = run(write_shard, [shares[i] for i in order])
         written = [result for _, result in sorted(zip(order, made, strict=True))]
         shards = [
             {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)

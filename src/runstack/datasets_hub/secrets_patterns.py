@@ -25,9 +25,8 @@ class Detector:
     needs: tuple[str, ...] = ()  # the pattern can only match a text holding one of these (lowercased when ``lower``)
     lower: bool = False
     prefilter: re.Pattern[str] | None = None  # a cheap pattern every match also matches
-    line: bool = (
-        False  # a match never spans lines and holds its (digit) needle or prefilter match: scan only those lines
-    )
+    # A match never spans lines and holds its (digit) needle or prefilter match: scan only those lines.
+    line: bool = False
     lead: int = -1  # every match starts at most this many characters before a needle: try only there
     digit_needs: tuple[str, ...] = ()  # as ``needs``, in a one-byte-per-character copy with every digit written 0
     trigger: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
