@@ -233,7 +233,9 @@ class Run:
         direct = (
             not media
             and flat.keys() == data.keys()
-            and all(type(a) is type(b) or _numpy_scalar(b) for a, b in zip(converted, data.values(), strict=False))
+            and all(
+                type(a) is type(b) or _values.numpy_scalar(b) for a, b in zip(converted, data.values(), strict=False)
+            )
         )
         if direct:
             self._by_sig[sig] = enc
@@ -396,8 +398,3 @@ class Run:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.finish(exit_code=1 if exc_type is not None else 0,
                     error=f"{exc_type.__name__}: {exc}" if exc_type is not None else None)  # fmt: skip
-
-
-def _numpy_scalar(value: Any) -> bool:
-    kind = type(value)
-    return kind.__module__ == "numpy" and kind.__name__ != "ndarray"

@@ -193,3 +193,9 @@ def check_text(name: str, value: Any, limit: int = 100_000) -> str | None:
 def is_blob_name(name: str) -> bool:
     """A SHA-256 content address: 64 lowercase hex digits (never a path)."""
     return isinstance(name, str) and len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def numpy_scalar(value: Any) -> bool:
+    """A numpy scalar (not an array): ``struct`` packs it exactly, as it does the Python value."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ != "ndarray"
