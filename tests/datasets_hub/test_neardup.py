@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from runstack.datasets_hub.cache import write_spill
 from runstack.datasets_hub.config import MinHashConfig
 from runstack.datasets_hub.dedup import NearDeduplicator, clusters, components
-from runstack.datasets_hub.executors import Engine
+from runstack.datasets_hub.executors import Engine, _beside
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
 from runstack.datasets_hub.neardup import near_pairs
@@ -90,6 +92,22 @@ def test_a_failed_share_stops_the_round_and_the_engine_runs_the_next():
         finished: list[int] = []
         assert engine.run(_check, [(i, -1) for i in range(16)], finished.append) == list(range(16))
     assert sorted(finished) == list(range(16))
+
+
+def test_a_worker_still_starting_is_given_no_share_and_joins_once_up():
+    up: Future[int] = Future()  # the pool's worker is not up yet: this thread takes every share, waiting for nothing
+    with ThreadPoolExecutor(1, thread_name_prefix="pool") as pool:
+        finished: list[int] = []
+        names = _beside(pool, [up], _thread_name, [(0.0,)] * 6, finished.append)
+        assert names == [threading.current_thread().name] * 6 and sorted(finished) == list(range(6))
+        up.set_result(0)
+        names = _beside(pool, [up], _thread_name, [(0.01,)] * 40, lambda _: None)
+    assert {name.split("_")[0] for name in names} == {threading.current_thread().name, "pool"}
+
+
+def _thread_name(seconds: float) -> str:
+    time.sleep(seconds)
+    return threading.current_thread().name
 
 
 def _check(index: int, bad: int) -> int:

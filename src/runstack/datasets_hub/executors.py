@@ -76,6 +76,7 @@ class Engine:
             raise InvalidArgumentError("executor", executor, " | ".join(EXECUTORS))
         self.executor, self.address, self.workers = executor, address, max(1, workers)
         self._pool: Executor | None = None
+        self._warming: list[Future[Any]] = []  # one per spawned process: done once it is up and warm
         self._closers: list[Callable[[], None]] = []
         self._client: Any = None
         self._spark: Any = None
@@ -99,8 +100,7 @@ class Engine:
             # Not waited for at the end: the processes exit on their own once their queue closes.
             # Ctrl-C: queued tasks dropped.
             self._closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
-            for _ in range(self.workers - 1):
-                pool.submit(warm)
+            self._warming = [pool.submit(warm) for _ in range(self.workers - 1)]
         elif self.executor == "dask" and self._client is None:
             self._start_dask()
         elif self.executor == "spark" and self._spark is None:
@@ -121,7 +121,7 @@ class Engine:
             return results
         self.start()
         if self._pool is not None:
-            return _beside(self._pool, self.workers - 1, task, shares, done)
+            return _beside(self._pool, self._warming, task, shares, done)
         if self._client is not None:
             return _in_order(self._client.map(_call, [task] * len(shares), list(shares), pure=False), done)
         indexed = list(enumerate(shares))
@@ -191,19 +191,24 @@ def _leave_interrupts_to_the_driver() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _beside(pool: Executor, others: int, task: Callable[..., Any], shares: Sequence[tuple[Any, ...]],
+def _beside(pool: Executor, warming: list[Future[Any]], task: Callable[..., Any], shares: Sequence[tuple[Any, ...]],
             done: Callable[[int], None]) -> list[Any]:  # fmt: skip
-    """The shares run in this thread and in ``others`` pool processes, each taking the next share as
-    it is free. A failure anywhere stops the taking and is raised here, as is Ctrl-C (it lands in
-    this thread's task); ``done`` is called under a lock, from whichever thread finished."""
+    """The shares run in this thread and in the pool's processes, each taking the next share as it
+    is free. A pool process is given shares only once it is up (its ``warming`` future done): until
+    then this thread takes them all, and never waits on a process still starting. A failure anywhere
+    stops the taking and is raised here, as is Ctrl-C (it lands in this thread's task); ``done`` is
+    called under a lock, from whichever thread finished."""
     results: list[Any] = [None] * len(shares)
-    pending = iter(range(len(shares)))
+    taken = [0]
     lock = threading.Lock()
     failures: list[BaseException] = []
 
     def take() -> int | None:
         with lock:
-            return None if failures else next(pending, None)
+            if failures or taken[0] == len(shares):
+                return None
+            taken[0] += 1
+            return taken[0] - 1
 
     def finish(index: int, value: Any) -> None:
         results[index] = value
@@ -212,18 +217,21 @@ def _beside(pool: Executor, others: int, task: Callable[..., Any], shares: Seque
                 done(index)
 
     def feed() -> None:
-        # Two tasks in flight per pool process: each has its next one queued, so it never waits on
-        # this process (busy with a task of its own, it hands the GIL to this thread only every few ms).
+        # Two tasks in flight per process that is up: each has its next one queued, so it never waits
+        # on this process (busy with a task of its own, it hands the GIL to this thread only every few ms).
         flight: dict[Future[Any], int] = {}
         try:
             while True:
-                while len(flight) < 2 * others and (index := take()) is not None:
+                starting = [future for future in warming if not future.done()]
+                while len(flight) < 2 * (len(warming) - len(starting)) and (index := take()) is not None:
                     flight[pool.submit(task, *shares[index])] = index
-                if not flight:
+                if not flight and (not starting or taken[0] == len(shares) or failures):
                     return
-                finished, _ = wait(flight, return_when=FIRST_COMPLETED)
+                finished, _ = wait([*flight, *starting], timeout=None if flight else 0.01,
+                                   return_when=FIRST_COMPLETED)  # fmt: skip
                 for future in finished:
-                    finish(flight.pop(future), future.result())
+                    if future in flight:
+                        finish(flight.pop(future), future.result())
         except BaseException as exc:  # noqa: BLE001  (raised again in the calling thread)
             with lock:
                 failures.append(exc)
