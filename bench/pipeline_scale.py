@@ -66,7 +66,7 @@ read_keys, components = build_module.read_keys, stages.components
 def keys_read(*args, **kwargs):
     marks["before"] = tracemalloc.get_traced_memory()[0]
     found = read_keys(*args, **kwargs)
-    marks["files"] = sum(map(len, found.rows))
+    marks["files"] = len(found.rows.flat)
     return found
 def dedup_peak(*args):  # exact dedup done, the near pairs found: what the driver holds then, per file
     marks["held"] = tracemalloc.get_traced_memory()[0]
@@ -261,7 +261,7 @@ def main() -> None:
                 raise SystemExit(f"datatrove failed: {done.stderr[-2000:]}")
             peer_rate = size4 / 1e6 / float(done.stdout.strip().splitlines()[-1])
             peer = f" | datatrove MinHash dedup alone {peer_rate:.2f} MB/s per core (ratio {rate / peer_rate:.2f}x)"
-        # What the driver holds while deduplicating (row numbers, per-source arrays, near duplicates' keys),
+        # What the driver holds while deduplicating (row numbers, per-source names and offsets, near duplicates' keys),
         # per file, traced in a build of its own.
         spec = json.dumps({"sources": quarter, "out": str(root / "traced")})
         traced = subprocess.run([sys.executable, "-c", DRIVER, spec], capture_output=True, text=True, check=True)

@@ -17,7 +17,7 @@ from runstack.datasets_hub.dedup import NearDeduplicator, clusters, components
 from runstack.datasets_hub.executors import Engine, _beside
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
-from runstack.datasets_hub.neardup import near_pairs
+from runstack.datasets_hub.neardup import SpillRows, near_pairs
 from runstack.datasets_hub.record import SourceFile
 
 
@@ -65,7 +65,8 @@ def test_rounds_give_the_in_memory_result(tmp_path, tasks, buckets):
     def run(task, shares):
         return [task(*share) for share in shares]
 
-    found = clusters(keys, *near_pairs(run, spills, rows, config, tmp_path / "bands", tasks, buckets))
+    found = clusters(keys, *near_pairs(run, [str(s) for s in spills], SpillRows.of(rows), config, tmp_path / "bands",
+                                        tasks, buckets))  # fmt: skip
     assert expected.verified_pairs > 20 and sum(expected.survivors) < len(kept)  # there is something to find
     assert (found.survivors, found.cluster_of) == (expected.survivors, expected.cluster_of)
     assert (found.candidate_pairs, found.verified_pairs) == (expected.candidate_pairs, expected.verified_pairs)

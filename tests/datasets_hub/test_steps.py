@@ -237,7 +237,7 @@ def test_exact_dedup_ranking(tmp_path, buckets):
     write_spill(spills[1], iter([c, d, []]), MinHashConfig())
     first = index_spills(0, [str(spills[0])], [], str(tmp_path))  # two tasks, as the engine runs them
     second = index_spills(1, [str(spills[1])], [], str(tmp_path))
-    assert [r.tolist() for r in first[0] + second[0]] == [[0, 1], [0, 1]]
+    assert [first[0][0].tolist(), second[0][0].tolist()] == [[0, 1], [0, 1]]
     assert first[2] + second[2] == {"big/repo": 2, "small/repo": 2}
     exact_map(0, [0], [(0, first[1][0])], str(tmp_path), buckets)
     exact_map(1, [1], [(1, second[1][0])], str(tmp_path), buckets)

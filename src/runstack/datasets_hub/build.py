@@ -229,10 +229,10 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             ]
             engine.run(_process, shares, source_done)  # each task carries its own sources only
             show("read, detect, filter", len(items), len(items))
-            spills = [folder / f"{key}.pkl" for key in keys]
-            merged = [StepStats(s.name) for s in spill_stats(spills[0])] if spills else []
+            spills = [str(folder / f"{key}.pkl") for key in keys]
+            merged = [StepStats(s.name) for s in spill_stats(Path(spills[0]))] if spills else []
             for spill in spills:
-                for total, part in zip(merged, spill_stats(spill), strict=True):
+                for total, part in zip(merged, spill_stats(Path(spill)), strict=True):
                     total.merge(part)
             late_stats = [StepStats(s.name) for s in late]
             for step, stats in zip(late, late_stats, strict=True):

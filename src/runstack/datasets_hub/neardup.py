@@ -20,6 +20,7 @@ same documents, whatever the executor or the number of buckets (tested).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,45 @@ from runstack.datasets_hub.cache import read_signatures, read_sketches
 from runstack.datasets_hub.config import MinHashConfig
 from runstack.datasets_hub.dedup import verify_pairs
 from runstack.datasets_hub.minhash import _mix, band_keys, neighbour_pairs
+
+
+@dataclass(frozen=True)
+class SpillRows:
+    """Some rows of each spill, all in one array: spill ``s``'s are ``flat[bounds[s] : bounds[s + 1]]``,
+    ascending. A document's id is its place in ``flat``. (A numpy array per spill would cost the
+    driver ~100 bytes a spill on top of its rows.)"""
+
+    flat: np.ndarray  # int32: rows in their spills
+    bounds: np.ndarray  # int64: len(spills) + 1
+
+    @classmethod
+    def of(cls, parts: Sequence[np.ndarray]) -> SpillRows:
+        flat = np.concatenate([np.zeros(0, dtype=np.int32), *parts]).astype(np.int32)
+        return cls(flat, np.concatenate(([0], np.cumsum([len(part) for part in parts], dtype=np.int64))))
+
+    @classmethod
+    def joined(cls, parts: Sequence[SpillRows]) -> SpillRows:
+        """The spills of ``parts``, one after the other."""
+        counts = np.concatenate([np.zeros(0, dtype=np.int64), *(np.diff(part.bounds) for part in parts)])
+        return cls(np.concatenate([np.zeros(0, dtype=np.int32), *(part.flat for part in parts)]),
+                   np.concatenate(([0], np.cumsum(counts, dtype=np.int64))))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, spill: int) -> np.ndarray:
+        return self.flat[self.bounds[spill] : self.bounds[spill + 1]]
+
+    def spill_of(self, docs: np.ndarray) -> np.ndarray:
+        """The spill of each of these documents."""
+        return np.searchsorted(self.bounds, docs, side="right") - 1
+
+    def without(self, pairs: np.ndarray) -> SpillRows:
+        """These rows less ``pairs`` ((spill, row) each)."""
+        spill = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.bounds))
+        gone = np.isin((spill << 32) | self.flat, (pairs[:, 0].astype(np.int64) << 32) | pairs[:, 1])
+        counts = np.bincount(spill[~gone], minlength=len(self))
+        return SpillRows(self.flat[~gone], np.concatenate(([0], np.cumsum(counts, dtype=np.int64))))
 
 
 def band_map(task: int, spills: Sequence[str], rows_kept: Sequence[np.ndarray], offsets: Sequence[int],
@@ -80,29 +120,28 @@ def verify(pairs: np.ndarray, spill_of: np.ndarray, row_of: np.ndarray, spills: 
     return verify_pairs(pairs, sketch, config)
 
 
-def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[Path],
-               rows_kept: Sequence[np.ndarray], config: MinHashConfig, folder: Path, tasks: int,
+def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[str],
+               rows_kept: SpillRows, config: MinHashConfig, folder: Path, tasks: int,
                buckets: int) -> tuple[np.ndarray, int]:  # fmt: skip
     """The verified near-duplicate pairs (document ids, in order) among the kept documents
     (``rows_kept[s]``: rows of spill ``s``; a document's id is its place in that order), and how
     many candidate pairs there were, with the map, reduce and verify rounds given to ``run``."""
     folder.mkdir(parents=True, exist_ok=True)
-    counts = [len(rows) for rows in rows_kept]
-    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(int).tolist() if counts else []
+    counts, offsets = np.diff(rows_kept.bounds).tolist(), rows_kept.bounds[:-1].tolist()
     groups = split_counts(counts, tasks)
-    names = [str(s) for s in spills]
-    run(band_map, [(t, [names[i] for i in g], [rows_kept[i] for i in g], [offsets[i] for i in g], config,
+    run(band_map, [(t, [spills[i] for i in g], [rows_kept[i] for i in g], [offsets[i] for i in g], config,
                     str(folder), buckets) for t, g in enumerate(groups)])  # fmt: skip
     found = run(bucket_reduce, [(b, len(groups), str(folder)) for b in range(buckets)])
     # A pair close in several bands is a candidate in several buckets: each is verified once, in a
-    # round of its own over the distinct candidates (in order, so a task reads few spills).
+    # round of its own over the distinct candidates (in order, so a task reads few spills), with
+    # only the spills its documents lie in.
     candidates = np.unique(np.concatenate(found or [np.zeros((0, 2), dtype=np.int64)]), axis=0)
-    spill_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    row_of = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows_kept]) if counts else spill_of
     shares = []
     for chunk in np.array_split(candidates, max(1, min(tasks, len(candidates)))):
         docs = np.unique(chunk)
-        shares.append((chunk, spill_of[docs], row_of[docs], names, config))
+        spill_of = rows_kept.spill_of(docs)
+        needed, local = np.unique(spill_of, return_inverse=True)
+        shares.append((chunk, local, rows_kept.flat[docs], [spills[i] for i in needed.tolist()], config))
     ok = run(verify, shares) if len(candidates) else []
     return (candidates[np.concatenate(ok)] if len(candidates) else candidates), len(candidates)
 

@@ -2,7 +2,7 @@
 the workers (through the late filters, such as the opt-out registry) for its keys, kept beside
 the spills; exact dedup as a shuffle by digest; near dedup (MinHash LSH: map, reduce and verify
 rounds); repository-level copies from the counts both give; then the survivors streamed to the
-release writer. The driver holds per file only its row numbers (numpy), never a key, content,
+release writer. The driver holds per file only its row numbers (one array), never a key, content,
 signature or sketch: what it needs of a record it reads back from the keys beside the spills."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from runstack.datasets_hub.cache import read_spill_at
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import choose_copies, components, rank_key
-from runstack.datasets_hub.neardup import near_pairs, split_counts
+from runstack.datasets_hub.neardup import SpillRows, near_pairs, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter
 from runstack.datasets_hub.record import SourceFile
@@ -39,10 +39,10 @@ def _entries(folder: str | Path, where: tuple[int, int]) -> list[Entry]:
 
 
 def index_spills(task: int, spills: list[str], late: list[PipelineStep],
-                 folder: str) -> tuple[list[np.ndarray], list[int], Counter[str], list[StepStats]]:  # fmt: skip
+                 folder: str) -> tuple[SpillRows, list[int], Counter[str], list[StepStats]]:  # fmt: skip
     """A task of its own: every record of ``spills`` through the late filters; the entries of the
-    records they keep written to one file for the task, spill after spill; returns per spill the
-    rows kept and where its entries start, the files per repository, and the filters' counts."""
+    records they keep written to one file for the task, spill after spill; returns the rows kept
+    of each spill and where its entries start, the files per repository, and the filters' counts."""
     stats = [StepStats(step.name) for step in late]
     rows: list[np.ndarray] = []
     starts: list[int] = []
@@ -66,9 +66,9 @@ def index_spills(task: int, spills: list[str], late: list[PipelineStep],
                 repos[record.repo_name] += 1
         starts.append(out.tell())
         pickle.dump(entries, out, protocol=pickle.HIGHEST_PROTOCOL)
-        rows.append(np.array([entry[0] for entry in entries], dtype=np.int64))
+        rows.append(np.array([entry[0] for entry in entries], dtype=np.int32))
     out.close()
-    return rows, starts, repos, stats
+    return SpillRows.of(rows), starts, repos, stats
 
 
 def exact_map(task: int, indices: list[int], where: list[tuple[int, int]], folder: str, buckets: int) -> None:
@@ -106,57 +106,60 @@ def exact_reduce(bucket: int, tasks: int, folder: str) -> tuple[np.ndarray, Coun
 
 @dataclass
 class Keys:
-    """What ``read_keys`` found: per spill the rows the late filters kept and where its entries
-    lie (index task, offset), the spills of each index task, and the files per repository."""
+    """What ``read_keys`` found: the rows of each spill the late filters kept, the spills of each
+    index task (``groups``, consecutive), the task and offset where each spill's entries lie, and
+    the files per repository."""
 
-    rows: list[np.ndarray]
-    where: list[tuple[int, int]]
+    rows: SpillRows
     groups: list[list[int]]
+    tasks: np.ndarray
+    starts: np.ndarray
     repos: Counter[str]
 
+    def where(self, spill: int) -> tuple[int, int]:
+        """(index task, offset in its file) of a spill's entries."""
+        return int(self.tasks[spill]), int(self.starts[spill])
 
-def read_keys(run: Callable[..., list[Any]], spills: list[Path], late: list[PipelineStep], late_stats: list[StepStats],
+
+def read_keys(run: Callable[..., list[Any]], spills: list[str], late: list[PipelineStep], late_stats: list[StepStats],
               tasks: int, folder: Path) -> Keys:  # fmt: skip
     """``index_spills`` over every spill, in ``tasks`` runs of consecutive spills of similar size,
     on the engine; the late filters' counts are added to ``late_stats``."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = [str(spill) for spill in spills]
-    groups = split_counts([spill.stat().st_size for spill in spills], tasks)
-    keys = Keys([], [], groups, Counter())
-    found = run(index_spills, [(t, [names[i] for i in g], late, str(folder)) for t, g in enumerate(groups)])
-    for task, (rows, starts, repos, stats) in enumerate(found):
-        keys.rows += rows
-        keys.where += [(task, start) for start in starts]
-        keys.repos.update(repos)
+    groups = split_counts([Path(spill).stat().st_size for spill in spills], tasks)
+    found = run(index_spills, [(t, [spills[i] for i in g], late, str(folder)) for t, g in enumerate(groups)])
+    repos: Counter[str] = Counter()
+    for _, _, counted, stats in found:
+        repos.update(counted)
         for total, part in zip(late_stats, stats, strict=True):
             total.merge(part)
-    return keys
+    owner = np.repeat(np.arange(len(groups), dtype=np.int32), [len(g) for g in groups])
+    starts = np.array([start for _, part, _, _ in found for start in part], dtype=np.int64)
+    return Keys(SpillRows.joined([rows for rows, *_ in found]), groups, owner, starts, repos)
 
 
-def deduplicate(keys: Keys, spills: list[Path], config: BuildConfig, report: Any, show: Callable[[str, int, int], None],
+def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any, show: Callable[[str, int, int], None],
                 writer: ReleaseWriter, run: Callable[..., list[Any]], work: Path, workers: int) -> int:  # fmt: skip
     """Exact, near and repository-level dedup over the records of every spill (``keys``: those the
     late filters kept, their entries in ``work``); the survivors go to ``writer``. Returns how many."""
-    folder, rows, where, files = str(work), keys.rows, keys.where, sum(map(len, keys.rows))
+    folder, files = str(work), len(keys.rows.flat)
     show("exact dedup", 0, files)
     groups, buckets = keys.groups, 4 * workers
-    run(exact_map, [(t, g, [where[i] for i in g], folder, buckets) for t, g in enumerate(groups)])
+    run(exact_map, [(t, g, [keys.where(i) for i in g], folder, buckets) for t, g in enumerate(groups)])
     found = run(exact_reduce, [(b, len(groups), folder) for b in range(buckets)])
     shared: Counter[tuple[str, str]] = Counter()
     for _, counted in found:
         shared.update(counted)
     dropped = np.concatenate([d for d, _ in found] or [np.zeros((0, 2), dtype=np.int64)])
     report.exact_duplicates = len(dropped)
-    dropped = dropped[np.lexsort((dropped[:, 1], dropped[:, 0]))]
-    cuts = np.searchsorted(dropped[:, 0], np.arange(len(rows) + 1))
-    rows_kept = [np.setdiff1d(r, dropped[cuts[s] : cuts[s + 1], 1], assume_unique=True) for s, r in enumerate(rows)]
+    rows_kept = keys.rows.without(dropped)
     show("exact dedup", files, files)
-    kept = sum(map(len, rows_kept))
+    kept = len(rows_kept.flat)
     show("near dedup", 0, kept)
     verified, candidates = near_pairs(run, spills, rows_kept, config.minhash, work / "bands", buckets, buckets)
     # What the driver needs of the documents in verified pairs (rank keys, repositories, blob ids),
     # read back from the keys beside their spills: the driver holds nothing per document else.
-    entry_of = _fetch(folder, rows_kept, where, np.unique(verified))
+    entry_of = _fetch(folder, rows_kept, keys, np.unique(verified))
     members = components(verified, lambda docs: [entry_of[d][3] for d in docs])
     near = {doc: winner for doc, winner in members.items() if doc != winner}
     report.near_duplicates, report.near_candidate_pairs, report.near_verified_pairs = (
@@ -167,12 +170,11 @@ def deduplicate(keys: Keys, spills: list[Path], config: BuildConfig, report: Any
         if copy != source:
             shared[(copy, source)] += 1
     report.repo_copies = copies = {} if config.repo_dedup == "off" else choose_copies(keys.repos, shared)
-    names = [str(spill) for spill in spills]
     # The survivors go to the writer as keys and origins, spill by spill; the workers make the rows.
-    doc = -1
-    for index, chosen in enumerate(rows_kept):
-        wanted = set(chosen.tolist())
-        for row, offset, _, key, blob, language, length, licence in _entries(folder, where[index]):
+    for index in range(len(rows_kept)):
+        doc = int(rows_kept.bounds[index]) - 1
+        wanted = set(rows_kept[index].tolist())
+        for row, offset, _, key, blob, language, length, licence in _entries(folder, keys.where(index)):
             if row not in wanted:
                 continue
             doc += 1
@@ -181,21 +183,18 @@ def deduplicate(keys: Keys, spills: list[Path], config: BuildConfig, report: Any
                 continue
             cluster = entry_of[winner][4] if winner is not None else None
             fields = (cluster, copy_of["of"] if copy_of is not None else None)
-            writer.add(language, (key[2], key[3], blob, index, row), (names[index], offset, fields), length, licence)
+            writer.add(language, (key[2], key[3], blob, index, row), (spills[index], offset, fields), length, licence)
     return writer.count
 
 
-def _fetch(folder: str, rows_kept: Sequence[np.ndarray], where: list[tuple[int, int]],
-           docs: np.ndarray) -> dict[int, Entry]:  # fmt: skip
+def _fetch(folder: str, rows_kept: SpillRows, keys: Keys, docs: np.ndarray) -> dict[int, Entry]:
     """The entries of these kept documents (ids in order), each spill's keys read once."""
-    ends = np.cumsum([len(r) for r in rows_kept])
-    spill_of = np.searchsorted(ends, docs, side="right")
+    spill_of = rows_kept.spill_of(docs)
     needed, firsts = np.unique(spill_of, return_index=True)
     bounds = [*firsts.tolist(), len(docs)]
     out: dict[int, Entry] = {}
     for k, spill in enumerate(needed.tolist()):
-        by_row = {entry[0]: entry for entry in _entries(folder, where[spill])}
-        start = int(ends[spill - 1]) if spill else 0
+        by_row = {entry[0]: entry for entry in _entries(folder, keys.where(spill))}
         for doc in docs[bounds[k] : bounds[k + 1]].tolist():
-            out[doc] = by_row[int(rows_kept[spill][doc - start])]
+            out[doc] = by_row[int(rows_kept.flat[doc])]
     return out
