@@ -169,3 +169,16 @@ def test_components_over_verified_pairs_keep_each_components_best_ranked_documen
         dense = clusters(keys, pairs, len(pairs))  # every document: the same, with singletons surviving
         assert dense.cluster_of == [expected.get(i) for i in range(n)]
         assert dense.survivors == [expected.get(i, i) == i for i in range(n)]
+
+
+def test_spill_rows_joined_and_without_match_an_array_per_spill():
+    rng = np.random.default_rng(3)
+    parts = [np.sort(rng.choice(50, rng.integers(0, 12), replace=False)).astype(np.int32) for _ in range(40)]
+    rows = SpillRows.joined([SpillRows.of(parts[:15]), SpillRows.of([]), SpillRows.of(parts[15:])])
+    assert len(rows) == 40 and [rows[s].tolist() for s in range(40)] == [p.tolist() for p in parts]
+    docs = np.arange(len(rows.flat))
+    assert rows.spill_of(docs).tolist() == [s for s, p in enumerate(parts) for _ in p]
+    gone = np.array([(s, r) for s, p in enumerate(parts) for r in p.tolist() if rng.random() < 0.3], dtype=np.int64)
+    left = rows.without(gone.reshape(-1, 2))
+    expected = [np.setdiff1d(p, gone[gone[:, 0] == s, 1]).tolist() for s, p in enumerate(parts)]
+    assert [left[s].tolist() for s in range(40)] == expected and len(left.flat) == len(rows.flat) - len(gone)
