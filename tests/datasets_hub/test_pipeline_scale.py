@@ -397,32 +397,3 @@ def test_shards_are_kept_in_the_cache_by_their_rows_and_reused(repos, tmp_path):
     build([str(r) for r in repos], tmp_path / "v1d", "v1", config, cache=cache)
     assert files_of(tmp_path / "v1d") == files_of(tmp_path / "v1")
     assert len(list((cache / "shards").glob("*.sha256"))) == len(kept)
-
-
-def test_row_groups_encoded_beside_keep_their_order_and_raise_a_failure_here():
-    import time
-
-    from runstack.datasets_hub.publish import _Beside
-
-    made: list[int] = []
-
-    def slow(value: int, *, fail: bool = False) -> None:
-        time.sleep(0.01)  # the calls pile up behind the thread
-        if fail:
-            raise OSError(f"disk full at {value}")
-        made.append(value)
-
-    with _Beside(slow) as call:
-        for value in range(6):
-            call(value)
-    assert made == list(range(6))  # every call made, in order, before leaving
-    made.clear()
-    with pytest.raises(OSError, match="disk full at 2"), _Beside(slow) as call:
-        for value in range(20):
-            call(value, fail=value == 2)
-    assert made == [0, 1]  # nothing made after the failure
-    made.clear()
-    with pytest.raises(KeyError), _Beside(slow) as call:  # a failure here waits for the calls already made
-        call(7)
-        raise KeyError("here")
-    assert made == [7]

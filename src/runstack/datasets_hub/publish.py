@@ -14,12 +14,10 @@ import itertools
 import json
 import os
 import pickle
-import queue
 import re
 import shutil
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,14 +104,8 @@ def _write_rows(target: Path, rows: list[Origin]) -> None:
 
     handles: dict[str, Any] = {}
     schema = _schema()
-    # Row groups are made here and encoded and compressed beside (Arrow lets go of the GIL): the
-    # largest shard, one task that no other worker can share, takes ~35% less time. In the C
-    # library's allocator: Arrow's default (mimalloc) keeps much of what two threads free (the
-    # 91 MB build's peak: ~330 MB without the thread, ~380 MB with it, ~350 MB so; measured).
-    pool = pa.system_memory_pool()
     try:
-        with pq.ParquetWriter(target, schema, compression="zstd", memory_pool=pool) as parquet, \
-                _Beside(parquet.write_table) as write:  # fmt: skip
+        with pq.ParquetWriter(target, schema, compression="zstd") as parquet:
             part: list[Any] = []
             size = 0
             for position, (spill, offset, (cluster, copy_of)) in enumerate(rows):
@@ -124,51 +116,12 @@ def _write_rows(target: Path, rows: list[Origin]) -> None:
                 part.append(record)
                 size += len(record.content)
                 if len(part) == ROW_GROUP or size >= ROW_GROUP_BYTES or position == len(rows) - 1:
-                    columns = [pa.array([getattr(r, name) for r in part], type=schema.field(name).type,
-                                        memory_pool=pool) for name in COLUMNS]  # column by column: fast  # fmt: skip
-                    write(pa.Table.from_arrays(columns, schema=schema), row_group_size=len(part))
+                    columns = {name: [getattr(r, name) for r in part] for name in COLUMNS}  # column by column: fast
+                    parquet.write_table(pa.Table.from_pydict(columns, schema=schema), row_group_size=len(part))
                     part, size = [], 0
     finally:
         for handle in handles.values():
             handle.close()
-
-
-class _Beside:
-    """``call(*args, **kwargs)`` in a thread of its own, in order, one at a time: a call waits for
-    the one before to finish (one row group being encoded while the next is made: no more in
-    memory). A failure there is raised here at the next call or at the end; leaving (even by an
-    error here) waits for the calls already made."""
-
-    def __init__(self, call: Callable[..., Any]) -> None:
-        self.call, self.failure = call, None  # type: Callable[..., Any], BaseException | None
-        self.queue: queue.Queue[tuple[tuple[Any, ...], dict[str, Any]] | None] = queue.Queue(maxsize=1)
-        self.thread = threading.Thread(target=self._work, daemon=True, name="runstack-parquet")
-
-    def _work(self) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.failure is None:
-                try:
-                    self.call(*item[0], **item[1])
-                except BaseException as exc:  # noqa: BLE001  (raised again in the calling thread)
-                    self.failure = exc
-            self.queue.task_done()
-
-    def __enter__(self) -> Callable[..., None]:
-        self.thread.start()
-
-        def submit(*args: Any, **kwargs: Any) -> None:
-            self.queue.join()
-            if self.failure is not None:
-                raise self.failure
-            self.queue.put((args, kwargs))
-
-        return submit
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if kind is None and self.failure is not None:
-            raise self.failure
 
 
 # Rows the writer sorts in memory; beyond, sorted runs go to its work folder and are merged from there.
