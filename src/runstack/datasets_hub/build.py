@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runstack.datasets_hub.cache import SPILL_FORMAT, source_key, spill_is_whole, spill_stats, write_spill
+from runstack.datasets_hub.cache import SPILL_FORMAT, source_key, spill_is_whole, write_spill
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.ingest import Ingest
 from runstack.datasets_hub.language import language_detector
@@ -116,10 +116,15 @@ def _size(path: str) -> int:
     return total
 
 
-def _survey(sources: Sequence[Source], sized: bool) -> list[tuple[str, int]]:
-    """(cache key, bytes ingest would read, when ``sized``) of each source: a task of its own, on the
-    workers, as listing many large folders (or asking git for many trees) is slow."""
-    return [(source_key(source), _size(source.path) if sized else 0) for source in sources]
+def _survey(sources: Sequence[Source], sized: bool, folder: str) -> list[tuple[str, int, bool]]:
+    """(cache key, bytes ingest would read, when ``sized``, whether ``folder`` holds its whole spill)
+    of each source: a task of its own, on the workers, as listing many large folders (or asking git
+    for many trees, or opening many spills on shared storage) is slow."""
+    out = []
+    for source in sources:
+        key = source_key(source)
+        out.append((key, _size(source.path) if sized else 0, spill_is_whole(Path(folder) / f"{key}.pkl")))
+    return out
 
 
 def _groups(sizes: Sequence[int], count: int) -> list[list[int]]:
@@ -197,14 +202,13 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             runs = max(1, min(len(items), 8 * world_size))
             bounds = [len(items) * r // runs for r in range(runs + 1)]
             show("list sources", 0, len(items))
-            parts = engine.run(_survey, [(items[bounds[r] : bounds[r + 1]], world_size > 1) for r in range(runs)])
-            surveyed = [found for part in parts for found in part]
+            shares = [(items[bounds[r] : bounds[r + 1]], world_size > 1, str(folder)) for r in range(runs)]
+            surveyed = [found for part in engine.run(_survey, shares) for found in part]
             show("list sources", len(items), len(items))
-            keys, sizes = [key for key, _ in surveyed], [size for _, size in surveyed]
+            keys, sizes = [key for key, _, _ in surveyed], [size for _, size, _ in surveyed]
             first = {key: i for i, key in reversed(list(enumerate(keys)))}  # a source listed twice is read once
-            todo = [
-                i for i in range(len(items)) if first[keys[i]] == i and not spill_is_whole(folder / f"{keys[i]}.pkl")
-            ]
+            todo = [i for i, (key, _, whole) in enumerate(surveyed) if first[key] == i and not whole]
+            del surveyed
             report.sources_reused = len(items) - len(todo)
             # Sources in groups balanced by size (largest first onto the lightest), largest group
             # first, each going to whichever worker is free: no worker waits on another's share.
@@ -230,20 +234,17 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             engine.run(_process, shares, source_done)  # each task carries its own sources only
             show("read, detect, filter", len(items), len(items))
             spills = [str(folder / f"{key}.pkl") for key in keys]
-            merged = [StepStats(s.name) for s in spill_stats(Path(spills[0]))] if spills else []
-            for spill in spills:
-                for total, part in zip(merged, spill_stats(Path(spill)), strict=True):
-                    total.merge(part)
+            show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
+            work = Path(tmp) / "stage-two"
             late_stats = [StepStats(s.name) for s in late]
+            indexed = read_keys(engine.run, spills, late, late_stats, 4 * world_size, work)
+            merged = indexed.stats  # the per-source steps' counts, added up by the workers
             for step, stats in zip(late, late_stats, strict=True):
                 merged.insert(chosen.index(step) + 1, stats)
             report.steps, report.files_in = merged, merged[0].seen
             staging = Path(tmp) / "out"
             writer = ReleaseWriter(staging, config.shard_rows, Path(cache) / "shards" if cache is not None else None,
                                    Path(tmp) / "sort")  # fmt: skip
-            show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
-            work = Path(tmp) / "stage-two"
-            indexed = read_keys(engine.run, spills, late, late_stats, 4 * world_size, work)
             written = deduplicate(indexed, spills, config, report, show, writer, engine.run, work, world_size)
             if tracker is not None:
                 tracker.stage({f"{s.name}/{k}": v for s in merged for k, v in (("seen", s.seen), ("kept", s.kept))})

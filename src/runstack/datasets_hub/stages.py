@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from runstack.datasets_hub.cache import read_spill_at
+from runstack.datasets_hub.cache import read_spill_at, spill_stats
 from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import choose_copies, components, rank_key
 from runstack.datasets_hub.neardup import SpillRows, near_pairs, split_counts
@@ -39,16 +39,19 @@ def _entries(folder: str | Path, where: tuple[int, int]) -> list[Entry]:
 
 
 def index_spills(task: int, spills: list[str], late: list[PipelineStep],
-                 folder: str) -> tuple[SpillRows, list[int], Counter[str], list[StepStats]]:  # fmt: skip
+                 folder: str) -> tuple[SpillRows, list[int], Counter[str], list[StepStats], list[StepStats]]:  # fmt: skip
     """A task of its own: every record of ``spills`` through the late filters; the entries of the
     records they keep written to one file for the task, spill after spill; returns the rows kept
-    of each spill and where its entries start, the files per repository, and the filters' counts."""
+    of each spill and where its entries start, the files per repository, the filters' counts and
+    the per-source steps' counts (kept in the spills), added up."""
     stats = [StepStats(step.name) for step in late]
+    early: list[StepStats] = []
     rows: list[np.ndarray] = []
     starts: list[int] = []
     repos: Counter[str] = Counter()
     out = open(Path(folder) / f"keys-{task:05d}.pkl", "wb")  # noqa: SIM115  (closed below)
     for spill in spills:
+        early = _add_up(early, spill_stats(Path(spill)))
         entries: list[Entry] = []
         for row, (offset, record) in enumerate(read_spill_at(Path(spill))):
             for step, counted in zip(late, stats, strict=True):
@@ -68,7 +71,7 @@ def index_spills(task: int, spills: list[str], late: list[PipelineStep],
         pickle.dump(entries, out, protocol=pickle.HIGHEST_PROTOCOL)
         rows.append(np.array([entry[0] for entry in entries], dtype=np.int32))
     out.close()
-    return SpillRows.of(rows), starts, repos, stats
+    return SpillRows.of(rows), starts, repos, stats, early
 
 
 def exact_map(task: int, indices: list[int], where: list[tuple[int, int]], folder: str, buckets: int) -> None:
@@ -104,6 +107,16 @@ def exact_reduce(bucket: int, tasks: int, folder: str) -> tuple[np.ndarray, Coun
     return np.array(dropped, dtype=np.int64).reshape(-1, 2), shared
 
 
+def _add_up(total: list[StepStats], part: list[StepStats]) -> list[StepStats]:
+    """``part``'s counts added to ``total``'s (the same steps'; an empty ``total`` starts from zero)."""
+    if not part:
+        return total
+    total = total or [StepStats(step.name) for step in part]
+    for into, counted in zip(total, part, strict=True):
+        into.merge(counted)
+    return total
+
+
 @dataclass
 class Keys:
     """What ``read_keys`` found: the rows of each spill the late filters kept, the spills of each
@@ -115,6 +128,7 @@ class Keys:
     tasks: np.ndarray
     starts: np.ndarray
     repos: Counter[str]
+    stats: list[StepStats]  # the per-source steps' counts over every spill
 
     def where(self, spill: int) -> tuple[int, int]:
         """(index task, offset in its file) of a spill's entries."""
@@ -129,13 +143,15 @@ def read_keys(run: Callable[..., list[Any]], spills: list[str], late: list[Pipel
     groups = split_counts([Path(spill).stat().st_size for spill in spills], tasks)
     found = run(index_spills, [(t, [spills[i] for i in g], late, str(folder)) for t, g in enumerate(groups)])
     repos: Counter[str] = Counter()
-    for _, _, counted, stats in found:
+    early: list[StepStats] = []
+    for _, _, counted, stats, counted_early in found:
         repos.update(counted)
         for total, part in zip(late_stats, stats, strict=True):
             total.merge(part)
+        early = _add_up(early, counted_early)
     owner = np.repeat(np.arange(len(groups), dtype=np.int32), [len(g) for g in groups])
-    starts = np.array([start for _, part, _, _ in found for start in part], dtype=np.int64)
-    return Keys(SpillRows.joined([rows for rows, *_ in found]), groups, owner, starts, repos)
+    starts = np.array([start for _, part, *_ in found for start in part], dtype=np.int64)
+    return Keys(SpillRows.joined([rows for rows, *_ in found]), groups, owner, starts, repos, early)
 
 
 def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any, show: Callable[[str, int, int], None],
