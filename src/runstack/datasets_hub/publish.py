@@ -168,6 +168,22 @@ class ReleaseWriter:
         self.runs.append(path)
         self.rows = []
 
+    def sorted_runs(self) -> tuple[list[Path], Counter[str], int, int, Counter[str]]:
+        """Everything added, as sorted runs in ``work`` (the rows still in memory as one more), and
+        the counts: for another writer's ``adopt`` (a worker's rows, for the driver's writer)."""
+        if self.rows and self.work is not None:
+            self._spill(self.work)
+        return self.runs, self.languages, self.count, self.bytes, self.license_types
+
+    def adopt(self, runs: list[Path], languages: Counter[str], count: int, size: int,
+              license_types: Counter[str]) -> None:  # fmt: skip
+        """Take another writer's ``sorted_runs`` as rows of this one."""
+        self.runs += runs
+        self.languages.update(languages)
+        self.count += count
+        self.bytes += size
+        self.license_types.update(license_types)
+
     def _sorted(self) -> Iterator[_Row]:
         self.rows.sort(key=_by_language_and_key)
         if not self.runs:
@@ -190,6 +206,7 @@ class ReleaseWriter:
                             "language": language, "rows": len(chosen)})  # fmt: skip
             rows: list[Origin] | str = chosen
             if self.runs and self.work is not None:  # out of core: the shard's rows wait in a file of their own
+                self.work.mkdir(parents=True, exist_ok=True)
                 rows = str(self.work / f"shard-{len(shares):06d}.pkl")
                 Path(rows).write_bytes(pickle.dumps(chosen, protocol=pickle.HIGHEST_PROTOCOL))
             shares.append((str(path), rows, self._cached(chosen, writer)))

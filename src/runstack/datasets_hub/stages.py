@@ -186,21 +186,46 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
         if copy != source:
             shared[(copy, source)] += 1
     report.repo_copies = copies = {} if config.repo_dedup == "off" else choose_copies(keys.repos, shared)
-    # The survivors go to the writer as keys and origins, spill by spill; the workers make the rows.
-    for index in range(len(rows_kept)):
-        doc = int(rows_kept.bounds[index]) - 1
-        wanted = set(rows_kept[index].tolist())
-        for row, offset, _, key, blob, language, length, licence in _entries(folder, keys.where(index)):
+    # The survivors, as rows for the writer (sort key, origin), sorted into runs by the workers, a
+    # task per index task's spills; the writer merges the runs as it plans the shards.
+    (work / "copies.pkl").write_bytes(pickle.dumps(copies, protocol=pickle.HIGHEST_PROTOCOL))
+    member_docs = np.array(sorted(members), dtype=np.int64)
+    shares = []
+    for task, group in enumerate(keys.groups):
+        if not group:
+            continue
+        low, high = np.searchsorted(member_docs, rows_kept.bounds[[group[0], group[-1] + 1]]).tolist()
+        near_here = {doc: (members[doc], entry_of[members[doc]][4]) for doc in member_docs[low:high].tolist()}
+        shares.append((task, group, [spills[i] for i in group], [keys.where(i) for i in group],
+                       [rows_kept[i] for i in group], [int(rows_kept.bounds[i]) for i in group], near_here, folder,
+                       writer.shard_rows, config.repo_dedup))  # fmt: skip
+    for found in run(survivors, shares):
+        writer.adopt(*found)
+    return writer.count
+
+
+def survivors(task: int, indices: list[int], names: list[str], where: list[tuple[int, int]], rows: list[np.ndarray],
+              firsts: list[int], near: dict[int, tuple[int, str]], folder: str, shard_rows: int,
+              repo_dedup: str) -> tuple[list[Path], Counter[str], int, int, Counter[str]]:  # fmt: skip
+    """A task of its own: the survivors among these spills' kept rows (spill ``indices[i]``, named
+    ``names[i]``, its entries at ``where[i]``, its kept ``rows[i]``, the first of them document
+    ``firsts[i]``): not a near duplicate's loser (``near``: document -> (its component's survivor,
+    that survivor's blob id)), nor (with ``repo_dedup`` "drop") in a repository copied from another
+    (``copies.pkl`` in ``folder``). Returns them as the writer's sorted runs and counts."""
+    copies = pickle.loads((Path(folder) / "copies.pkl").read_bytes())
+    writer = ReleaseWriter(Path(folder), shard_rows, work=Path(folder) / f"runs-{task:05d}")
+    for index, name, at, chosen, first in zip(indices, names, where, rows, firsts, strict=True):
+        wanted, doc = set(chosen.tolist()), first - 1
+        for row, offset, _, key, blob, language, length, licence in _entries(folder, at):
             if row not in wanted:
                 continue
             doc += 1
-            winner, copy_of = members.get(doc), copies.get(key[2])
-            if (winner is not None and winner != doc) or (copy_of is not None and config.repo_dedup == "drop"):
+            member, copy_of = near.get(doc), copies.get(key[2])
+            if (member is not None and member[0] != doc) or (copy_of is not None and repo_dedup == "drop"):
                 continue
-            cluster = entry_of[winner][4] if winner is not None else None
-            fields = (cluster, copy_of["of"] if copy_of is not None else None)
-            writer.add(language, (key[2], key[3], blob, index, row), (spills[index], offset, fields), length, licence)
-    return writer.count
+            fields = (member[1] if member is not None else None, copy_of["of"] if copy_of is not None else None)
+            writer.add(language, (key[2], key[3], blob, index, row), (name, offset, fields), length, licence)
+    return writer.sorted_runs()
 
 
 def _fetch(folder: str, rows_kept: SpillRows, keys: Keys, docs: np.ndarray) -> dict[int, Entry]:
