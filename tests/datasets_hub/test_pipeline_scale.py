@@ -181,7 +181,7 @@ def test_rows_sorted_out_of_core_give_the_same_release(repos, tmp_path, monkeypa
     monkeypatch.setattr(publish, "SORT_ROWS", 3)
     monkeypatch.setattr(publish.ReleaseWriter, "_spill", counted)
     build([str(r) for r in repos], tmp_path / "disk", "v1", config, workers=2)
-    assert len(runs) >= 2 and set(runs) == {3}  # really sorted in runs of three, then merged
+    assert len(runs) >= 2 and max(runs) == 3  # really sorted in runs of at most three, then merged
     assert files_of(tmp_path / "disk") == files_of(tmp_path / "memory")
 
 

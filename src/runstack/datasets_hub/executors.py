@@ -3,8 +3,8 @@
 An ``Engine`` is started once per build (Dask's and Spark's workers up and their imports done,
 timed as their own stage; local workers come up while this process already runs tasks) and
 then given rounds of tasks: listing the sources, the per-source stage, reading back the keys,
-exact dedup's map and reduce, near dedup's band map, bucket reduce and verify, and the Parquet
-shards. Each round runs the same tasks on the same shares whatever the executor and returns
+exact dedup's map and reduce, near dedup's band map, bucket reduce and verify, the survivors'
+sorted runs, each language's shard plan, and the Parquet shards. Each round runs the same tasks on the same shares whatever the executor and returns
 the results in share order, so every executor gives byte-identical shards and manifest. Intermediate files are written next to the output folder: on a multi-machine cluster
 that folder must be on storage every worker sees.
 """

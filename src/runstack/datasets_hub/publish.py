@@ -127,6 +127,8 @@ def _write_rows(target: Path, rows: list[Origin]) -> None:
 # Rows the writer sorts in memory; beyond, sorted runs go to its work folder and are merged from there.
 SORT_ROWS = 100_000
 _Row = tuple[str, tuple[Any, ...], Origin, int]  # (language, sort key, origin, length in bytes)
+# A sorted run: its file, and per language where its rows start there and how many there are.
+Run = tuple[Path, dict[str, tuple[int, int]]]
 
 
 def _by_language_and_key(row: _Row) -> tuple[str, tuple[Any, ...]]:
@@ -136,15 +138,17 @@ def _by_language_and_key(row: _Row) -> tuple[str, tuple[Any, ...]]:
 class ReleaseWriter:
     """Rows in, shards out, in bounded memory: a row is its sort key and where its record lies (a
     spill and an offset), never its content. Rows are sorted out of core: every ``SORT_ROWS`` rows
-    go to ``work`` as a sorted run, and the runs are merged as the shards are planned (each shard's
-    rows to a file of its own there). Each shard is then made from the spills, by the engine's
-    workers when ``finish`` is given one. With ``cache``, shards are kept there by the exact rows they
-    hold: a resumed or next build reuses every shard whose rows are unchanged."""
+    go to ``work`` as a sorted run (a section per language), and writers on the workers hand their
+    runs to the driver's (``sorted_runs``, ``adopt``). Each language's sections are merged and cut
+    into shards by a task of its own (each shard's rows to a file in ``work``), then each shard is
+    made from the spills by a task of its own: on the engine's workers when ``finish`` is given one.
+    With ``cache``, shards are kept there by the exact rows they hold: a resumed or next build
+    reuses every shard whose rows are unchanged."""
 
-    def __init__(self, out: Path, shard_rows: int, cache: Path | None = None, work: Path | None = None) -> None:
+    def __init__(self, out: Path, shard_rows: int, cache: Path | None, work: Path) -> None:
         self.out, self.shard_rows, self.cache, self.work = out, shard_rows, cache, work
         self.rows: list[_Row] = []
-        self.runs: list[Path] = []
+        self.runs: list[Run] = []
         self.languages: Counter[str] = Counter()
         self.count, self.bytes = 0, 0
         self.license_types: Counter[str] = Counter()
@@ -155,27 +159,30 @@ class ReleaseWriter:
         self.count += 1
         self.bytes += length_bytes
         self.license_types[license_type] += 1
-        if self.work is not None and len(self.rows) >= SORT_ROWS:
+        if len(self.rows) >= SORT_ROWS:
             self._spill(self.work)
 
     def _spill(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.rows.sort(key=_by_language_and_key)
-        path = work / f"run-{len(self.runs):05d}.pkl"
+        path, sections = work / f"run-{len(self.runs):05d}.pkl", {}
         with open(path, "wb") as handle:
-            for start in range(0, len(self.rows), 1000):  # in blocks: one pickle per row is slow, one per run is big
-                pickle.dump(self.rows[start : start + 1000], handle, protocol=pickle.HIGHEST_PROTOCOL)
-        self.runs.append(path)
+            for language, group in itertools.groupby(self.rows, key=lambda row: row[0]):
+                rows = list(group)
+                sections[language] = (handle.tell(), len(rows))
+                for start in range(0, len(rows), 1000):  # in blocks: one pickle per row is slow, one per run is big
+                    pickle.dump(rows[start : start + 1000], handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self.runs.append((path, sections))
         self.rows = []
 
-    def sorted_runs(self) -> tuple[list[Path], Counter[str], int, int, Counter[str]]:
+    def sorted_runs(self) -> tuple[list[Run], Counter[str], int, int, Counter[str]]:
         """Everything added, as sorted runs in ``work`` (the rows still in memory as one more), and
         the counts: for another writer's ``adopt`` (a worker's rows, for the driver's writer)."""
-        if self.rows and self.work is not None:
+        if self.rows:
             self._spill(self.work)
         return self.runs, self.languages, self.count, self.bytes, self.license_types
 
-    def adopt(self, runs: list[Path], languages: Counter[str], count: int, size: int,
+    def adopt(self, runs: list[Run], languages: Counter[str], count: int, size: int,
               license_types: Counter[str]) -> None:  # fmt: skip
         """Take another writer's ``sorted_runs`` as rows of this one."""
         self.runs += runs
@@ -184,76 +191,83 @@ class ReleaseWriter:
         self.bytes += size
         self.license_types.update(license_types)
 
-    def _sorted(self) -> Iterator[_Row]:
-        self.rows.sort(key=_by_language_and_key)
-        if not self.runs:
-            return iter(self.rows)
-        return heapq.merge(*map(_read_run, self.runs), self.rows, key=_by_language_and_key)
-
     def finish(self, version: str, config: dict[str, Any], counts: dict[str, Any],
                pipeline: dict[str, Any] | None = None, run: Any = None) -> dict[str, Any]:  # fmt: skip
-        """Write shards (a task each, given to ``run(task, shares)`` when set, largest first), README.md
-        and manifest.json; returns the manifest (with the pipeline's steps and fingerprint when given)."""
-        planned, shares, sizes, writer = [], [], [], tool_versions().get("runstack")
-        totals = {language: max(1, -(-n // self.shard_rows)) for language, n in self.languages.items()}
-        done: Counter[str] = Counter()
-        for language, part in _shards(self._sorted(), self.shard_rows):
-            name, index, total = config_name(language), done[language], totals[language]
-            done[language] += 1
-            chosen = [origin for _, _, origin, _ in part]
-            path = self.out / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
-            planned.append({"path": path.relative_to(self.out).as_posix(), "config": name,
-                            "language": language, "rows": len(chosen)})  # fmt: skip
-            rows: list[Origin] | str = chosen
-            if self.runs and self.work is not None:  # out of core: the shard's rows wait in a file of their own
-                self.work.mkdir(parents=True, exist_ok=True)
-                rows = str(self.work / f"shard-{len(shares):06d}.pkl")
-                Path(rows).write_bytes(pickle.dumps(chosen, protocol=pickle.HIGHEST_PROTOCOL))
-            shares.append((str(path), rows, self._cached(chosen, writer)))
-            sizes.append(sum(length for _, _, _, length in part))
+        """Plan each language's shards and write the shards (tasks given to ``run(task, shares)``
+        when set: the largest shards first), README.md and manifest.json; returns the manifest
+        (with the pipeline's steps and fingerprint when given)."""
+        run = run or (lambda task, todo: [task(*share) for share in todo])
+        if self.rows:
+            self._spill(self.work)
+        writer, cache = tool_versions().get("runstack"), str(self.cache) if self.cache is not None else None
+        languages = sorted(self.languages)
+        plans = run(plan_language, [
+            (number, language, [(str(path), sections[language]) for path, sections in self.runs if language in sections],
+             self.shard_rows, str(self.out), cache, writer, str(self.work))
+            for number, language in enumerate(languages)
+        ])  # fmt: skip
+        planned = [plan for plans_of_language in plans for plan, _, _ in plans_of_language]
+        shares = [share for plans_of_language in plans for _, share, _ in plans_of_language]
+        sizes = [size for plans_of_language in plans for _, _, size in plans_of_language]
         # The largest shards first: the others are written beside them, not after them.
         order = sorted(range(len(shares)), key=lambda i: (-sizes[i], i))
-        run = run or (lambda task, todo: [task(*share) for share in todo])
         made = run(write_shard, [shares[i] for i in order])
         written = [result for _, result in sorted(zip(order, made, strict=True))]
         shards = [
             {**plan, "bytes": size, "sha256": digest} for plan, (size, digest) in zip(planned, written, strict=True)
         ]
-        languages = dict(sorted(self.languages.items()))
-        stats = {"files": self.count, "bytes": self.bytes, "languages": languages,
+        by_language = dict(sorted(self.languages.items()))
+        stats = {"files": self.count, "bytes": self.bytes, "languages": by_language,
                  "license_types": dict(sorted(self.license_types.items()))}  # fmt: skip
         manifest = {"version": version, "tools": tool_versions(), "config": config, "counts": counts, "stats": stats,
                     "shards": shards}  # fmt: skip
         if pipeline is not None:
             manifest["pipeline"] = pipeline
         (self.out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        (self.out / "README.md").write_text(_card(version, languages, stats))
+        (self.out / "README.md").write_text(_card(version, by_language, stats))
         return manifest
 
-    def _cached(self, rows: list[Origin], writer: str | None) -> str | None:
-        """Where a shard of exactly these rows is kept: named after the spills (whose names cover
-        the sources and the steps) and offsets of its records, their dedup fields and the writer."""
-        if self.cache is None:
-            return None
-        described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
-        text = json.dumps([writer, ROW_GROUP, ROW_GROUP_BYTES, described])
-        return str(self.cache / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
+
+def plan_language(number: int, language: str, sections: list[tuple[str, tuple[int, int]]], shard_rows: int, out: str,
+                  cache: str | None, writer: str | None, work: str) -> list[tuple[dict[str, Any], tuple[Any, ...], int]]:  # fmt: skip
+    """A task of its own: one language's rows, merged from its sections of the sorted runs, cut
+    into shards of ``shard_rows``; each shard's rows go to a file in ``work``. Returns per shard
+    its manifest entry (less bytes and digest), its ``write_shard`` share and its content bytes."""
+    total = max(1, -(-sum(count for _, (_, count) in sections) // shard_rows))
+    rows = heapq.merge(*(_read_section(path, at) for path, at in sections), key=lambda row: row[1])
+    name, found = config_name(language), []
+    Path(work).mkdir(parents=True, exist_ok=True)
+    for index in range(total):
+        part = list(itertools.islice(rows, shard_rows))
+        chosen = [origin for _, _, origin, _ in part]
+        path = Path(out) / "data" / name / f"train-{index:05d}-of-{total:05d}.parquet"
+        planned = {"path": path.relative_to(out).as_posix(), "config": name, "language": language, "rows": len(chosen)}
+        held = Path(work) / f"shard-{number:05d}-{index:06d}.pkl"  # the shard's rows wait in a file of their own
+        held.write_bytes(pickle.dumps(chosen, protocol=pickle.HIGHEST_PROTOCOL))
+        share = (str(path), str(held), _cached(cache, chosen, writer))
+        found.append((planned, share, sum(length for _, _, _, length in part)))
+    return found
 
 
-def _read_run(path: Path) -> Iterator[_Row]:
+def _cached(cache: str | None, rows: list[Origin], writer: str | None) -> str | None:
+    """Where a shard of exactly these rows is kept: named after the spills (whose names cover the
+    sources and the steps) and offsets of its records, their dedup fields and the writer."""
+    if cache is None:
+        return None
+    described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
+    text = json.dumps([writer, ROW_GROUP, ROW_GROUP_BYTES, described])
+    return str(Path(cache) / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
+
+
+def _read_section(path: str, at: tuple[int, int]) -> Iterator[_Row]:
+    """The rows of one language's section of a sorted run: ``at`` is (where it starts, how many)."""
+    offset, count = at
     with open(path, "rb") as handle:
-        while True:
-            try:
-                yield from pickle.load(handle)
-            except EOFError:
-                return
-
-
-def _shards(rows: Iterator[_Row], shard_rows: int) -> Iterator[tuple[str, list[_Row]]]:
-    """(language, rows) per shard from rows sorted by language: at most ``shard_rows`` each."""
-    for language, group in itertools.groupby(rows, key=lambda row: row[0]):
-        while part := list(itertools.islice(group, shard_rows)):
-            yield language, part
+        handle.seek(offset)
+        while count > 0:
+            block = pickle.load(handle)
+            count -= len(block)
+            yield from block
 
 
 def _card(version: str, by_language: dict[str, int], stats: dict[str, Any]) -> str:

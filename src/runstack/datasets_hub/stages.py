@@ -1,9 +1,10 @@
 """Stage two of a build, as rounds on the build's engine: every spilled record read again by
 the workers (through the late filters, such as the opt-out registry) for its keys, kept beside
 the spills; exact dedup as a shuffle by digest; near dedup (MinHash LSH: map, reduce and verify
-rounds); repository-level copies from the counts both give; then the survivors streamed to the
-release writer. The driver holds per file only its row numbers (one array), never a key, content,
-signature or sketch: what it needs of a record it reads back from the keys beside the spills."""
+rounds); repository-level copies from the counts both give; then the survivors picked and sorted
+into the release writer's runs by the workers. The driver holds per file only its row numbers (one
+array), never a key, content, signature or sketch, and reads back from the keys beside the spills
+only what it needs of the documents in verified near-duplicate pairs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from runstack.datasets_hub.config import BuildConfig
 from runstack.datasets_hub.dedup import choose_copies, components, rank_key
 from runstack.datasets_hub.neardup import SpillRows, near_pairs, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
-from runstack.datasets_hub.publish import ReleaseWriter
+from runstack.datasets_hub.publish import ReleaseWriter, Run
 from runstack.datasets_hub.record import SourceFile
 
 # What stage two needs of a record, never its content:
@@ -206,14 +207,14 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
 
 def survivors(task: int, indices: list[int], names: list[str], where: list[tuple[int, int]], rows: list[np.ndarray],
               firsts: list[int], near: dict[int, tuple[int, str]], folder: str, shard_rows: int,
-              repo_dedup: str) -> tuple[list[Path], Counter[str], int, int, Counter[str]]:  # fmt: skip
+              repo_dedup: str) -> tuple[list[Run], Counter[str], int, int, Counter[str]]:  # fmt: skip
     """A task of its own: the survivors among these spills' kept rows (spill ``indices[i]``, named
     ``names[i]``, its entries at ``where[i]``, its kept ``rows[i]``, the first of them document
     ``firsts[i]``): not a near duplicate's loser (``near``: document -> (its component's survivor,
     that survivor's blob id)), nor (with ``repo_dedup`` "drop") in a repository copied from another
     (``copies.pkl`` in ``folder``). Returns them as the writer's sorted runs and counts."""
     copies = pickle.loads((Path(folder) / "copies.pkl").read_bytes())
-    writer = ReleaseWriter(Path(folder), shard_rows, work=Path(folder) / f"runs-{task:05d}")
+    writer = ReleaseWriter(Path(folder), shard_rows, None, Path(folder) / f"runs-{task:05d}")
     for index, name, at, chosen, first in zip(indices, names, where, rows, firsts, strict=True):
         wanted, doc = set(chosen.tolist()), first - 1
         for row, offset, _, key, blob, language, length, licence in _entries(folder, at):
