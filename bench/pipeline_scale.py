@@ -62,16 +62,17 @@ import importlib, json, sys, tracemalloc
 build_module = importlib.import_module("runstack.datasets_hub.build")
 stages = importlib.import_module("runstack.datasets_hub.stages")
 spec, marks = json.loads(sys.argv[1]), {}
-read_keys, components = build_module.read_keys, stages.components
+read_keys, component_roots = build_module.read_keys, stages.component_roots
 def keys_read(*args, **kwargs):
     marks["before"] = tracemalloc.get_traced_memory()[0]
     found = read_keys(*args, **kwargs)
     marks["files"] = len(found.rows.flat)
     return found
-def dedup_peak(*args):  # exact dedup done, the near pairs found: what the driver holds then, per file
+def dedup_peak(*args):  # exact dedup done, the near pairs' components found: what the driver holds then, per file
+    found = component_roots(*args)
     marks["held"] = tracemalloc.get_traced_memory()[0]
-    return components(*args)
-build_module.read_keys, stages.components = keys_read, dedup_peak
+    return found
+build_module.read_keys, stages.component_roots = keys_read, dedup_peak
 tracemalloc.start()
 build_module.build([build_module.Source(p, repo_name=n) for p, n in spec["sources"]], spec["out"], "bench")
 print((marks["held"] - marks["before"]) / marks["files"])

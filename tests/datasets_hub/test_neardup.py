@@ -13,7 +13,7 @@ import pytest
 
 from runstack.datasets_hub.cache import write_spill
 from runstack.datasets_hub.config import MinHashConfig
-from runstack.datasets_hub.dedup import NearDeduplicator, clusters, components
+from runstack.datasets_hub.dedup import NearDeduplicator, clusters, component_roots, components
 from runstack.datasets_hub.executors import Engine, _beside
 from runstack.datasets_hub.ingest import git_blob_id
 from runstack.datasets_hub.minhash import bottom_k_jaccard, candidate_pairs
@@ -169,6 +169,28 @@ def test_components_over_verified_pairs_keep_each_components_best_ranked_documen
         dense = clusters(keys, pairs, len(pairs))  # every document: the same, with singletons surviving
         assert dense.cluster_of == [expected.get(i) for i in range(n)]
         assert dense.survivors == [expected.get(i, i) == i for i in range(n)]
+        docs, roots = component_roots(pairs)  # in numpy: each document's root is its component's smallest
+        assert docs.tolist() == sorted(neighbours)
+        assert roots.tolist() == [min(_component(neighbours, d)) for d in docs.tolist()]
+
+
+def test_component_roots_of_long_chains_and_stars():
+    rng = np.random.default_rng(5)
+    order = rng.permutation(5000)  # a chain through every document in a random order, and a star
+    pairs = np.sort(np.concatenate([np.stack([order[:-1], order[1:]], axis=1),
+                                    np.stack([np.full(99, 7000), np.arange(6001, 6100)], axis=1)]), axis=1)  # fmt: skip
+    docs, roots = component_roots(pairs)
+    assert len(docs) == 5100 and set(roots[docs < 5000].tolist()) == {0} and set(roots[docs > 6000].tolist()) == {6001}
+    assert len(component_roots(np.zeros((0, 2), dtype=np.int64))[0]) == 0
+
+
+def _component(neighbours: dict[int, set[int]], start: int) -> set[int]:
+    seen, todo = {start}, [start]
+    while todo:
+        for other in neighbours[todo.pop()] - seen:
+            seen.add(other)
+            todo.append(other)
+    return seen
 
 
 def test_spill_rows_joined_and_without_match_an_array_per_spill():
@@ -182,3 +204,44 @@ def test_spill_rows_joined_and_without_match_an_array_per_spill():
     left = rows.without(gone.reshape(-1, 2))
     expected = [np.setdiff1d(p, gone[gone[:, 0] == s, 1]).tolist() for s, p in enumerate(parts)]
     assert [left[s].tolist() for s in range(40)] == expected and len(left.flat) == len(rows.flat) - len(gone)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_build_keeps_each_near_duplicate_components_best_ranked_file(tmp_path, workers):
+    """Many near-duplicate families spread over repositories: the build's survivors and clusters
+    (components joined in numpy, survivors chosen by the workers' map and reduce by component) are
+    the in-memory near dedup's over the same processed files."""
+    import pyarrow.parquet as pq
+
+    from runstack.datasets_hub.build import Source, build, run_stage_one
+    from runstack.datasets_hub.config import BuildConfig
+    from runstack.datasets_hub.dedup import rank_key
+
+    rng = random.Random(11)
+    names = [f"name_{i}" for i in range(300)]
+    families = [[f"{rng.choice(names)} = call({rng.choice(names)}, {rng.randint(0, 99)})" for _ in range(60)]
+                for _ in range(40)]  # fmt: skip
+    sources = []
+    for r in range(6):
+        folder = tmp_path / "src" / f"repo{r}"
+        folder.mkdir(parents=True)
+        for f, lines in enumerate(families):
+            if rng.random() < 0.5:  # a near copy here: a few lines changed
+                copy = [rng.choice(names) + " = 1" if rng.random() < 0.04 else line for line in lines]
+                (folder / f"mod{f}.py").write_text("\n".join(copy) + f"\n# repo {r}\n")
+        sources.append(Source(str(folder), repo_name=f"owner{r % 3}/repo{r}", priority=float(r % 2)))
+    config = BuildConfig()
+    records = [r for r in run_stage_one(sources, config, None) if not isinstance(r, list)]
+    memory = NearDeduplicator(config.minhash)
+    for record in records:
+        memory.add(record.content, rank_key(record))
+    expected = memory.result()
+    assert expected.verified_pairs > 100 and sum(expected.survivors) < len(records) / 2  # mostly near copies
+    want = {(records[i].repo_name, records[i].path): None if expected.cluster_of[i] is None
+            else records[expected.cluster_of[i]].blob_id for i in range(len(records)) if expected.survivors[i]}  # fmt: skip
+    report = build(sources, tmp_path / "out", "v1", config, workers=workers)
+    got = {}
+    for shard in report.manifest["shards"]:
+        for row in pq.read_table(tmp_path / "out" / shard["path"]).to_pylist():
+            got[(row["repo_name"], row["path"])] = row["near_dup_cluster"]
+    assert got == want and report.near_duplicates == len(records) - len(want)

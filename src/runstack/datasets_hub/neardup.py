@@ -9,9 +9,10 @@
 3. Verify (one task per run of the distinct candidate pairs): each pair on the two documents'
    bottom-k sketches, read from their spills. (Verified in the buckets instead, a pair close in
    several bands was verified up to once per bucket: twice the work at 8 buckets, measured.)
-4. The driver joins the verified pairs into connected components (``dedup.components``: union-find
-   over the documents in pairs only, their rank keys read back) and keeps each component's
-   best-ranked member.
+4. Components: the driver joins the verified pairs (``dedup.component_roots``, in numpy: 16 bytes
+   per document in a pair); a map by component root over the documents in pairs (their rank keys
+   read back beside the spills) and a reduce per bucket of roots keep each component's best-ranked
+   member, on the workers (``stages.near_map``, ``stages.near_reduce``).
 
 The driver never holds a signature or sketch; the result equals ``NearDeduplicator``'s on the
 same documents, whatever the executor or the number of buckets (tested).

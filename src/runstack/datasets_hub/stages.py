@@ -3,15 +3,14 @@ the workers (through the late filters, such as the opt-out registry) for its key
 the spills; exact dedup as a shuffle by digest; near dedup (MinHash LSH: map, reduce and verify
 rounds); repository-level copies from the counts both give; then the survivors picked and sorted
 into the release writer's runs by the workers. The driver holds per file only its row numbers (one
-array), never a key, content, signature or sketch, and reads back from the keys beside the spills
-only what it needs of the documents in verified near-duplicate pairs."""
+array) and per near duplicate its component (numpy), never a key, content, signature or sketch."""
 
 from __future__ import annotations
 
 import pickle
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from runstack.datasets_hub.cache import read_spill_at, spill_stats
 from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.dedup import choose_copies, components, rank_key
+from runstack.datasets_hub.dedup import choose_copies, component_roots, rank_key
 from runstack.datasets_hub.neardup import SpillRows, near_pairs, split_counts
 from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter, Run
@@ -174,46 +173,101 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     kept = len(rows_kept.flat)
     show("near dedup", 0, kept)
     verified, candidates = near_pairs(run, spills, rows_kept, config.minhash, work / "bands", buckets, buckets)
-    # What the driver needs of the documents in verified pairs (rank keys, repositories, blob ids),
-    # read back from the keys beside their spills: the driver holds nothing per document else.
-    entry_of = _fetch(folder, rows_kept, keys, np.unique(verified))
-    members = components(verified, lambda docs: [entry_of[d][3] for d in docs])
-    near = {doc: winner for doc, winner in members.items() if doc != winner}
+    # Each near duplicate's component (the driver: 16 bytes per document in a verified pair) and its
+    # survivor, the best-ranked member (the workers: a map by component into buckets, a reduce per bucket).
+    docs, roots = component_roots(verified)
+    run(near_map, [(t, [keys.where(i) for i in g], [rows_kept[i] for i in g], *_in_group(docs, roots, rows_kept, g),
+                    folder, buckets) for t, g in enumerate(groups) if g])  # fmt: skip
+    found_near = run(near_reduce, [(b, [t for t, g in enumerate(groups) if g], folder) for b in range(buckets)])
+    for _, counted in found_near:
+        shared.update(counted)
     report.near_duplicates, report.near_candidate_pairs, report.near_verified_pairs = (
-        len(near), candidates, len(verified))  # fmt: skip
+        sum(losers for losers, _ in found_near), candidates, len(verified))  # fmt: skip
     show("near dedup", kept, kept)
-    for doc, winner in near.items():
-        copy, source = entry_of[doc][3][2], entry_of[winner][3][2]
-        if copy != source:
-            shared[(copy, source)] += 1
     report.repo_copies = copies = {} if config.repo_dedup == "off" else choose_copies(keys.repos, shared)
     # The survivors, as rows for the writer (sort key, origin), sorted into runs by the workers, a
     # task per index task's spills; the writer merges the runs as it plans the shards.
     (work / "copies.pkl").write_bytes(pickle.dumps(copies, protocol=pickle.HIGHEST_PROTOCOL))
-    member_docs = np.array(sorted(members), dtype=np.int64)
-    shares = []
-    for task, group in enumerate(keys.groups):
-        if not group:
-            continue
-        low, high = np.searchsorted(member_docs, rows_kept.bounds[[group[0], group[-1] + 1]]).tolist()
-        near_here = {doc: (members[doc], entry_of[members[doc]][4]) for doc in member_docs[low:high].tolist()}
-        shares.append((task, group, [spills[i] for i in group], [keys.where(i) for i in group],
-                       [rows_kept[i] for i in group], [int(rows_kept.bounds[i]) for i in group], near_here, folder,
-                       writer.shard_rows, config.repo_dedup))  # fmt: skip
-    for found in run(survivors, shares):
-        writer.adopt(*found)
+    shares = [(t, g, [spills[i] for i in g], [keys.where(i) for i in g], [rows_kept[i] for i in g],
+               *_in_group(docs, roots, rows_kept, g), buckets, folder, writer.shard_rows, config.repo_dedup)
+              for t, g in enumerate(groups) if g]  # fmt: skip
+    for made in run(survivors, shares):
+        writer.adopt(*made)
     return writer.count
 
 
+def _in_group(docs: np.ndarray, roots: np.ndarray, rows_kept: SpillRows,
+              group: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:  # fmt: skip
+    """For a task over the spills ``group``: the first document of each, and the documents in
+    verified pairs among theirs with their components' roots."""
+    low, high = np.searchsorted(docs, rows_kept.bounds[[group[0], group[-1] + 1]]).tolist()
+    return [int(rows_kept.bounds[i]) for i in group], docs[low:high], roots[low:high]
+
+
+def _near_entries(folder: str, where: list[tuple[int, int]], rows: list[np.ndarray], firsts: list[int],
+                  docs: np.ndarray) -> Iterator[tuple[int, Entry]]:  # fmt: skip
+    """(document, entry) of each of ``docs`` (ids in order) among these spills' kept rows."""
+    for at, chosen, first in zip(where, rows, firsts, strict=True):
+        low, high = np.searchsorted(docs, [first, first + len(chosen)]).tolist()
+        if low < high:
+            by_row = {entry[0]: entry for entry in _entries(folder, at)}
+            for doc in docs[low:high].tolist():
+                yield doc, by_row[int(chosen[doc - first])]
+
+
+def near_map(task: int, where: list[tuple[int, int]], rows: list[np.ndarray], firsts: list[int], docs: np.ndarray,
+             roots: np.ndarray, folder: str, buckets: int) -> None:  # fmt: skip
+    """Each of ``docs`` (near duplicates among these spills' kept rows) as (its component's root,
+    rank key, document, blob id) into a file per bucket of roots."""
+    parts: list[list[tuple[Any, ...]]] = [[] for _ in range(buckets)]
+    root_of = dict(zip(docs.tolist(), roots.tolist(), strict=True))
+    for doc, entry in _near_entries(folder, where, rows, firsts, docs):
+        root = root_of[doc]
+        parts[root % buckets].append((root, entry[3], doc, entry[4]))
+    for bucket, part in enumerate(parts):
+        (Path(folder) / f"near-{task:05d}-{bucket:05d}.pkl").write_bytes(pickle.dumps(part))
+
+
+def near_reduce(bucket: int, tasks: list[int], folder: str) -> tuple[int, Counter[tuple[str, str]]]:
+    """One bucket's components: each keeps its best-ranked member (the smallest (rank key,
+    document)), written as root -> (survivor, its blob id) to ``winners-BUCKET.pkl``. Returns how
+    many members lose, and per (a loser's repository, its survivor's) pair how many are copies
+    from another repository."""
+    items: list[tuple[Any, ...]] = []
+    for task in tasks:
+        items += pickle.loads((Path(folder) / f"near-{task:05d}-{bucket:05d}.pkl").read_bytes())
+    best: dict[int, tuple[Any, ...]] = {}
+    for item in items:
+        current = best.get(item[0])
+        if current is None or item[1:3] < current[1:3]:
+            best[item[0]] = item
+    shared: Counter[tuple[str, str]] = Counter()
+    losers = 0
+    for root, key, doc, _ in items:
+        winner = best[root]
+        if winner[2] != doc:
+            losers += 1
+            if key[2] != winner[1][2]:
+                shared[(key[2], winner[1][2])] += 1
+    winners = {root: (item[2], item[3]) for root, item in best.items()}
+    (Path(folder) / f"winners-{bucket:05d}.pkl").write_bytes(pickle.dumps(winners))
+    return losers, shared
+
+
 def survivors(task: int, indices: list[int], names: list[str], where: list[tuple[int, int]], rows: list[np.ndarray],
-              firsts: list[int], near: dict[int, tuple[int, str]], folder: str, shard_rows: int,
+              firsts: list[int], docs: np.ndarray, roots: np.ndarray, buckets: int, folder: str, shard_rows: int,
               repo_dedup: str) -> tuple[list[Run], Counter[str], int, int, Counter[str]]:  # fmt: skip
     """A task of its own: the survivors among these spills' kept rows (spill ``indices[i]``, named
     ``names[i]``, its entries at ``where[i]``, its kept ``rows[i]``, the first of them document
-    ``firsts[i]``): not a near duplicate's loser (``near``: document -> (its component's survivor,
-    that survivor's blob id)), nor (with ``repo_dedup`` "drop") in a repository copied from another
-    (``copies.pkl`` in ``folder``). Returns them as the writer's sorted runs and counts."""
+    ``firsts[i]``): not a near duplicate that lost to its component's survivor (``docs``, in
+    verified pairs, with their components' ``roots``; the survivors in ``near_reduce``'s files),
+    nor (with ``repo_dedup`` "drop") in a repository copied from another (``copies.pkl`` in
+    ``folder``). Returns them as the writer's sorted runs and counts."""
     copies = pickle.loads((Path(folder) / "copies.pkl").read_bytes())
+    winners: dict[int, tuple[int, str]] = {}
+    for bucket in np.unique(roots % buckets).tolist():
+        winners.update(pickle.loads((Path(folder) / f"winners-{bucket:05d}.pkl").read_bytes()))
+    near = {doc: winners[root] for doc, root in zip(docs.tolist(), roots.tolist(), strict=True)}
     writer = ReleaseWriter(Path(folder), shard_rows, None, Path(folder) / f"runs-{task:05d}")
     for index, name, at, chosen, first in zip(indices, names, where, rows, firsts, strict=True):
         wanted, doc = set(chosen.tolist()), first - 1
@@ -227,16 +281,3 @@ def survivors(task: int, indices: list[int], names: list[str], where: list[tuple
             fields = (member[1] if member is not None else None, copy_of["of"] if copy_of is not None else None)
             writer.add(language, (key[2], key[3], blob, index, row), (name, offset, fields), length, licence)
     return writer.sorted_runs()
-
-
-def _fetch(folder: str, rows_kept: SpillRows, keys: Keys, docs: np.ndarray) -> dict[int, Entry]:
-    """The entries of these kept documents (ids in order), each spill's keys read once."""
-    spill_of = rows_kept.spill_of(docs)
-    needed, firsts = np.unique(spill_of, return_index=True)
-    bounds = [*firsts.tolist(), len(docs)]
-    out: dict[int, Entry] = {}
-    for k, spill in enumerate(needed.tolist()):
-        by_row = {entry[0]: entry for entry in _entries(folder, keys.where(spill))}
-        for doc in docs[bounds[k] : bounds[k + 1]].tolist():
-            out[doc] = by_row[int(rows_kept.flat[doc])]
-    return out
