@@ -145,7 +145,8 @@ def read_keys(run: Callable[..., list[Any]], spills: list[str], late: list[Pipel
     repos: Counter[str] = Counter()
     early: list[StepStats] = []
     for _, _, counted, stats, counted_early in found:
-        repos.update(counted)
+        for name, files in counted.items():  # one string per repository, whichever tasks named it
+            repos[sys.intern(name)] += files
         for total, part in zip(late_stats, stats, strict=True):
             total.merge(part)
         early = _add_up(early, counted_early)
@@ -164,9 +165,9 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     run(exact_map, [(t, g, [keys.where(i) for i in g], folder, buckets) for t, g in enumerate(groups)])
     found = run(exact_reduce, [(b, len(groups), folder) for b in range(buckets)])
     shared: Counter[tuple[str, str]] = Counter()
-    for _, counted in found:
-        shared.update(counted)
+    _count_pairs(shared, [counted for _, counted in found])
     dropped = np.concatenate([d for d, _ in found] or [np.zeros((0, 2), dtype=np.int64)])
+    del found
     report.exact_duplicates = len(dropped)
     rows_kept = keys.rows.without(dropped)
     show("exact dedup", files, files)
@@ -179,10 +180,10 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     run(near_map, [(t, [keys.where(i) for i in g], [rows_kept[i] for i in g], *_in_group(docs, roots, rows_kept, g),
                     folder, buckets) for t, g in enumerate(groups) if g])  # fmt: skip
     found_near = run(near_reduce, [(b, [t for t, g in enumerate(groups) if g], folder) for b in range(buckets)])
-    for _, counted in found_near:
-        shared.update(counted)
+    _count_pairs(shared, [counted for _, counted in found_near])
     report.near_duplicates, report.near_candidate_pairs, report.near_verified_pairs = (
         sum(losers for losers, _ in found_near), candidates, len(verified))  # fmt: skip
+    del found_near
     show("near dedup", kept, kept)
     report.repo_copies = copies = {} if config.repo_dedup == "off" else choose_copies(keys.repos, shared)
     # The survivors, as rows for the writer (sort key, origin), sorted into runs by the workers, a
@@ -194,6 +195,13 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     for made in run(survivors, shares):
         writer.adopt(*made)
     return writer.count
+
+
+def _count_pairs(shared: Counter[tuple[str, str]], parts: list[Counter[tuple[str, str]]]) -> None:
+    """Add up the tasks' counts per repository pair, one string per repository."""
+    for part in parts:
+        for (copy, source), files in part.items():
+            shared[(sys.intern(copy), sys.intern(source))] += files
 
 
 def _in_group(docs: np.ndarray, roots: np.ndarray, rows_kept: SpillRows,
