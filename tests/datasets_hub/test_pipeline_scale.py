@@ -136,6 +136,41 @@ def test_every_executor_gives_byte_identical_releases(repos, tmp_path, executor)
     assert files_of(tmp_path / executor) == files_of(tmp_path / "local")
 
 
+@pytest.mark.slow
+def test_the_driver_opens_no_spill_of_its_own(repos, tmp_path, monkeypatch):
+    """On a cluster the spills are on shared storage: the driver leaves every per-source read (is a
+    spill whole, its size, its counts, its records) to the workers, in a new build and a resumed one."""
+    pytest.importorskip("distributed")
+    import builtins
+    import io
+
+    cache, touched = tmp_path / "cache", []
+    real_open, real_stat = builtins.open, os.stat
+
+    def spy(path: object) -> None:
+        name = os.fspath(path) if isinstance(path, str | os.PathLike) else ""
+        if name.startswith(str(cache)) and name.endswith(".pkl"):
+            touched.append(name)
+
+    def opened(file, *args, **kwargs):
+        spy(file)
+        return real_open(file, *args, **kwargs)
+
+    def stat(path, *args, **kwargs):
+        spy(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", opened)
+    monkeypatch.setattr(io, "open", opened)
+    monkeypatch.setattr(os, "stat", stat)
+    first = build([str(r) for r in repos], tmp_path / "one", "v1", executor="dask", cache=cache)
+    again = build([str(r) for r in repos], tmp_path / "two", "v1", executor="dask", cache=cache)
+    monkeypatch.undo()
+    assert first.sources_reused == 0 and again.sources_reused == len(repos)
+    assert len(list(cache.glob("*/*.pkl"))) == len(repos) and touched == []  # the workers made and read them
+    assert files_of(tmp_path / "two") == files_of(tmp_path / "one")
+
+
 def test_rows_and_shards_made_by_workers_are_the_same_bytes(repos, tmp_path):
     # Many small shards, so several shard tasks and spool files per language: the same release as one process makes.
     config = BuildConfig(shard_rows=2)

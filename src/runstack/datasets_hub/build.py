@@ -89,16 +89,16 @@ def run_stage_one(sources: Sequence[Source], config: BuildConfig, registry: OptO
 
 
 def _process(sources: Sequence[Source], keys: Sequence[str], config: BuildConfig, steps: Sequence[PipelineStep],
-             folder: str) -> int:  # fmt: skip
+             folder: str) -> list[int]:  # fmt: skip
     """Run the per-file steps over each of ``sources`` not already in ``folder`` (as ``KEY.pkl``,
-    ``keys`` in step with ``sources``); returns how many ran."""
-    ran = 0
+    ``keys`` in step with ``sources``); returns each one's spill size in bytes."""
+    sizes = []
     for source, key in zip(sources, keys, strict=True):
         target = Path(folder) / f"{key}.pkl"
         if not spill_is_whole(target):
             write_spill(target, run_stage_one([source], config, None, steps=steps), config.minhash)
-            ran += 1
-    return ran
+        sizes.append(target.stat().st_size)
+    return sizes
 
 
 def _size(path: str) -> int:
@@ -116,14 +116,15 @@ def _size(path: str) -> int:
     return total
 
 
-def _survey(sources: Sequence[Source], sized: bool, folder: str) -> list[tuple[str, int, bool]]:
-    """(cache key, bytes ingest would read, when ``sized``, whether ``folder`` holds its whole spill)
-    of each source: a task of its own, on the workers, as listing many large folders (or asking git
-    for many trees, or opening many spills on shared storage) is slow."""
+def _survey(sources: Sequence[Source], sized: bool, folder: str) -> list[tuple[str, int, int]]:
+    """(cache key, bytes ingest would read, when ``sized``, and the size of its whole spill in
+    ``folder``, 0 if none) of each source: a task of its own, on the workers, as listing many large
+    folders (or asking git for many trees, or opening many spills on shared storage) is slow."""
     out = []
     for source in sources:
         key = source_key(source)
-        out.append((key, _size(source.path) if sized else 0, spill_is_whole(Path(folder) / f"{key}.pkl")))
+        spill = Path(folder) / f"{key}.pkl"
+        out.append((key, _size(source.path) if sized else 0, spill.stat().st_size if spill_is_whole(spill) else 0))
     return out
 
 
@@ -208,6 +209,7 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             keys, sizes = [key for key, _, _ in surveyed], [size for _, size, _ in surveyed]
             first = {key: i for i, key in reversed(list(enumerate(keys)))}  # a source listed twice is read once
             todo = [i for i, (key, _, whole) in enumerate(surveyed) if first[key] == i and not whole]
+            spill_bytes = [whole for _, _, whole in surveyed]  # spill sizes: what stage two's tasks are balanced by
             del surveyed
             report.sources_reused = len(items) - len(todo)
             # Sources in groups balanced by size (largest first onto the lightest), largest group
@@ -231,13 +233,17 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             shares = [
                 ([items[i] for i in task], [keys[i] for i in task], config, cached, str(folder)) for task in tasks
             ]
-            engine.run(_process, shares, source_done)  # each task carries its own sources only
+            made = engine.run(_process, shares, source_done)  # each task carries its own sources only
+            for task, task_sizes in zip(tasks, made, strict=True):
+                for i, size in zip(task, task_sizes, strict=True):
+                    spill_bytes[i] = size
+            spill_bytes = [spill_bytes[first[key]] for key in keys]  # a source listed twice: its first's
             show("read, detect, filter", len(items), len(items))
             spills = [str(folder / f"{key}.pkl") for key in keys]
             show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
             work = Path(tmp) / "stage-two"
             late_stats = [StepStats(s.name) for s in late]
-            indexed = read_keys(engine.run, spills, late, late_stats, 4 * world_size, work)
+            indexed = read_keys(engine.run, spills, spill_bytes, late, late_stats, 4 * world_size, work)
             merged = indexed.stats  # the per-source steps' counts, added up by the workers
             for step, stats in zip(late, late_stats, strict=True):
                 merged.insert(chosen.index(step) + 1, stats)

@@ -135,12 +135,13 @@ class Keys:
         return int(self.tasks[spill]), int(self.starts[spill])
 
 
-def read_keys(run: Callable[..., list[Any]], spills: list[str], late: list[PipelineStep], late_stats: list[StepStats],
-              tasks: int, folder: Path) -> Keys:  # fmt: skip
-    """``index_spills`` over every spill, in ``tasks`` runs of consecutive spills of similar size,
-    on the engine; the late filters' counts are added to ``late_stats``."""
+def read_keys(run: Callable[..., list[Any]], spills: list[str], sizes: list[int], late: list[PipelineStep],
+              late_stats: list[StepStats], tasks: int, folder: Path) -> Keys:  # fmt: skip
+    """``index_spills`` over every spill, in ``tasks`` runs of consecutive spills of similar size
+    (``sizes``: bytes each, as the workers found them), on the engine; the late filters' counts are
+    added to ``late_stats``."""
     folder.mkdir(parents=True, exist_ok=True)
-    groups = split_counts([Path(spill).stat().st_size for spill in spills], tasks)
+    groups = split_counts(sizes, tasks)
     found = run(index_spills, [(t, [spills[i] for i in g], late, str(folder)) for t, g in enumerate(groups)])
     repos: Counter[str] = Counter()
     early: list[StepStats] = []
