@@ -162,18 +162,42 @@ with tempfile.TemporaryDirectory() as folder:
 """
 
 
+TIMES = """
+import json, sys, tempfile, time
+from runstack.datasets_hub.build import Source, _process
+from runstack.datasets_hub.cache import source_key
+from runstack.datasets_hub.config import BuildConfig
+from runstack.datasets_hub.executors import warm
+from runstack.datasets_hub.steps import default_steps
+warm()
+config = BuildConfig()
+steps, times = default_steps(config, None), []
+with tempfile.TemporaryDirectory() as folder:
+    for path, name in json.loads(sys.argv[1]):
+        source = Source(path, repo_name=name)
+        start = time.perf_counter()
+        _process([source], [source_key(source)], config, steps, folder)
+        times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
 def work_ceiling(sources: list[tuple[str, str]]) -> tuple[float, float]:
     """What this machine gives this work in two processes over one, with no engine at all: the
-    per-source stage on two size-balanced halves, in two independent warmed processes, one after
-    the other and then both at once (the best of two each); with a pure Python loop for comparison
-    (the same two pieces of work in one process, then in two at once)."""
+    per-source stage on two halves of equal measured time (each source timed alone first, then
+    split largest first onto the lighter half), in two independent warmed processes, one after the
+    other and then both at once (the best of two each); with a pure Python loop for comparison (the
+    same two pieces of work in one process, then in two at once)."""
     import multiprocessing
     import time
 
-    from runstack.datasets_hub.build import _groups, _size
+    from runstack.datasets_hub.build import _groups
 
-    halves = [[sources[i] for i in g] for g in _groups([_size(p) for p, _ in sources], 2)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    timed = subprocess.run([sys.executable, "-c", TIMES, json.dumps(sources)], capture_output=True, text=True,
+                           env=env, check=True)  # fmt: skip
+    times = json.loads(timed.stdout.strip().splitlines()[-1])
+    halves = [[sources[i] for i in g] for g in _groups([int(t * 1e6) for t in times], 2)]
 
     def once(together: bool) -> float:
         procs = [subprocess.Popen([sys.executable, "-c", HALF, json.dumps(h)], stdin=subprocess.PIPE,
