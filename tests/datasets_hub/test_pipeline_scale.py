@@ -432,3 +432,35 @@ def test_shards_are_kept_in_the_cache_by_their_rows_and_reused(repos, tmp_path):
     build([str(r) for r in repos], tmp_path / "v1d", "v1", config, cache=cache)
     assert files_of(tmp_path / "v1d") == files_of(tmp_path / "v1")
     assert len(list((cache / "shards").glob("*.sha256"))) == len(kept)
+
+
+def test_a_language_of_many_sorted_runs_is_merged_in_rounds_to_the_same_shards(tmp_path, monkeypatch):
+    import pickle
+    import random
+
+    from runstack.datasets_hub import publish
+
+    rng = random.Random(4)
+    monkeypatch.setattr(publish, "SORT_ROWS", 7)  # many sorted runs, each with a Python and a C section
+    writer = publish.ReleaseWriter(tmp_path / "out", 5, None, tmp_path / "runs")
+    added = rng.sample(range(1000), 200)
+    for i in added:
+        writer.add("Python" if i % 3 else "C", (f"r{i % 17}", f"p{i}"), (f"s{i}", i, (None, None)), i, "permissive")
+    runs, languages, *_ = writer.sorted_runs()
+    sections = [(str(path), found["Python"]) for path, found in runs if "Python" in found]
+    assert len(sections) > 10 and languages["Python"] == sum(1 for i in added if i % 3)
+
+    def plan(folder):
+        made = publish.plan_language(0, "Python", sections, 5, str(tmp_path / "out"), None, None, str(folder))
+        return [(entry, size, pickle.loads(Path(share[1]).read_bytes())) for entry, share, size in made]
+
+    at_once = plan(tmp_path / "once")
+    monkeypatch.setattr(publish, "FAN_IN", 3)  # at most three files open: merged in rounds
+    in_rounds = plan(tmp_path / "rounds")
+    assert list((tmp_path / "rounds").glob("merge-*")) and not list((tmp_path / "once").glob("merge-*"))
+    assert in_rounds == at_once
+    expected = [
+        (f"s{i}", i, (None, None)) for i in sorted((i for i in added if i % 3), key=lambda i: (f"r{i % 17}", f"p{i}"))
+    ]
+    assert [origin for _, _, rows in in_rounds for origin in rows] == expected  # in key order, shards of five
+    assert [len(rows) for _, _, rows in in_rounds][:-1] == [5] * (len(in_rounds) - 1)

@@ -234,9 +234,9 @@ def plan_language(number: int, language: str, sections: list[tuple[str, tuple[in
     into shards of ``shard_rows``; each shard's rows go to a file in ``work``. Returns per shard
     its manifest entry (less bytes and digest), its ``write_shard`` share and its content bytes."""
     total = max(1, -(-sum(count for _, (_, count) in sections) // shard_rows))
-    rows = heapq.merge(*(_read_section(path, at) for path, at in sections), key=lambda row: row[1])
-    name, found = config_name(language), []
     Path(work).mkdir(parents=True, exist_ok=True)
+    rows = _merged(sections, Path(work), number)
+    name, found = config_name(language), []
     for index in range(total):
         part = list(itertools.islice(rows, shard_rows))
         chosen = [origin for _, _, origin, _ in part]
@@ -247,6 +247,33 @@ def plan_language(number: int, language: str, sections: list[tuple[str, tuple[in
         share = (str(path), str(held), _cached(cache, chosen, writer))
         found.append((planned, share, sum(length for _, _, _, length in part)))
     return found
+
+
+# Sorted sections merged at once (each an open file): a build of many tasks merges in rounds.
+FAN_IN = 256
+
+
+def _merged(sections: list[tuple[str, tuple[int, int]]], work: Path, number: int) -> Iterator[_Row]:
+    """The rows of these sorted sections (one language's) in order, at most ``FAN_IN`` files open:
+    beyond, runs of ``FAN_IN`` sections are first merged into sections of their own in ``work``."""
+    level = 0
+    while len(sections) > FAN_IN:
+        merged = []
+        for start in range(0, len(sections), FAN_IN):
+            path = work / f"merge-{number:05d}-{level:02d}-{start:08d}.pkl"
+            count = 0
+            with open(path, "wb") as handle:
+                batch = _merge_sections(sections[start : start + FAN_IN])
+                while block := list(itertools.islice(batch, 1000)):
+                    pickle.dump(block, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    count += len(block)
+            merged.append((str(path), (0, count)))
+        sections, level = merged, level + 1
+    return _merge_sections(sections)
+
+
+def _merge_sections(sections: list[tuple[str, tuple[int, int]]]) -> Iterator[_Row]:
+    return heapq.merge(*(_read_section(path, at) for path, at in sections), key=lambda row: row[1])
 
 
 def _cached(cache: str | None, rows: list[Origin], writer: str | None) -> str | None:
