@@ -464,3 +464,27 @@ def test_a_language_of_many_sorted_runs_is_merged_in_rounds_to_the_same_shards(t
     ]
     assert [origin for _, _, rows in in_rounds for origin in rows] == expected  # in key order, shards of five
     assert [len(rows) for _, _, rows in in_rounds][:-1] == [5] * (len(in_rounds) - 1)
+
+
+def test_a_shard_of_many_sources_is_written_within_a_small_open_file_limit(tmp_path):
+    """A shard holds files of many sources (small repositories): its writer keeps a few of their
+    spills open, not one per source, so a low ``ulimit -n`` is no obstacle."""
+    import subprocess
+    import sys
+
+    for i in range(150):
+        folder = tmp_path / "src" / f"repo{i:03d}"
+        folder.mkdir(parents=True)
+        (folder / "main.py").write_text(f"def handler_{i}(event):\n    return event.get({i}) or {i * 7}\n")
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))\n"
+        "from pathlib import Path\n"
+        "from runstack.datasets_hub import build\n"
+        "report = build(sorted(str(p) for p in Path(sys.argv[1]).iterdir()), sys.argv[2], 'v1')\n"
+        "print(report.files_out, len(report.manifest['shards']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "src"), str(tmp_path / "out")],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["150", "1"]  # one shard of 150 sources' files

@@ -16,7 +16,7 @@ import os
 import pickle
 import re
 import shutil
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +27,7 @@ from runstack.datasets_hub.record import SCHEMA
 MANIFEST = "manifest.json"
 # A Parquet row group holds at most this many rows or (about) this much content: what memory holds while writing.
 ROW_GROUP, ROW_GROUP_BYTES = 1000, 8 << 20
+OPEN_SPILLS = 16  # spills a shard writer keeps open
 
 
 def _schema() -> Any:
@@ -102,14 +103,21 @@ def _write_rows(target: Path, rows: list[Origin]) -> None:
 
     from runstack.datasets_hub.record import COLUMNS
 
-    handles: dict[str, Any] = {}
+    # The spills open at once, the most recently read kept: rows come in repository order, so mostly
+    # spill after spill (a shard of many small repositories would otherwise hold thousands of files open).
+    handles: OrderedDict[str, Any] = OrderedDict()
     schema = _schema()
     try:
         with pq.ParquetWriter(target, schema, compression="zstd") as parquet:
             part: list[Any] = []
             size = 0
             for position, (spill, offset, (cluster, copy_of)) in enumerate(rows):
-                handle = handles.get(spill) or handles.setdefault(spill, open(spill, "rb"))  # noqa: SIM115
+                handle = handles.get(spill)
+                if handle is None:
+                    if len(handles) >= OPEN_SPILLS:
+                        handles.popitem(last=False)[1].close()
+                    handle = handles[spill] = open(spill, "rb")  # noqa: SIM115  (closed above or below)
+                handles.move_to_end(spill)
                 handle.seek(offset)
                 record = pickle.load(handle)
                 record.near_dup_cluster, record.repo_duplicate_of = cluster, copy_of
