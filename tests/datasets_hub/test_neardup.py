@@ -213,23 +213,11 @@ def test_a_build_keeps_each_near_duplicate_components_best_ranked_file(tmp_path,
     the in-memory near dedup's over the same processed files."""
     import pyarrow.parquet as pq
 
-    from runstack.datasets_hub.build import Source, build, run_stage_one
+    from runstack.datasets_hub.build import build, run_stage_one
     from runstack.datasets_hub.config import BuildConfig
     from runstack.datasets_hub.dedup import rank_key
 
-    rng = random.Random(11)
-    names = [f"name_{i}" for i in range(300)]
-    families = [[f"{rng.choice(names)} = call({rng.choice(names)}, {rng.randint(0, 99)})" for _ in range(60)]
-                for _ in range(40)]  # fmt: skip
-    sources = []
-    for r in range(6):
-        folder = tmp_path / "src" / f"repo{r}"
-        folder.mkdir(parents=True)
-        for f, lines in enumerate(families):
-            if rng.random() < 0.5:  # a near copy here: a few lines changed
-                copy = [rng.choice(names) + " = 1" if rng.random() < 0.04 else line for line in lines]
-                (folder / f"mod{f}.py").write_text("\n".join(copy) + f"\n# repo {r}\n")
-        sources.append(Source(str(folder), repo_name=f"owner{r % 3}/repo{r}", priority=float(r % 2)))
+    sources = _near_copies(tmp_path / "src")
     config = BuildConfig()
     records = [r for r in run_stage_one(sources, config, None) if not isinstance(r, list)]
     memory = NearDeduplicator(config.minhash)
@@ -245,3 +233,67 @@ def test_a_build_keeps_each_near_duplicate_components_best_ranked_file(tmp_path,
         for row in pq.read_table(tmp_path / "out" / shard["path"]).to_pylist():
             got[(row["repo_name"], row["path"])] = row["near_dup_cluster"]
     assert got == want and report.near_duplicates == len(records) - len(want)
+
+
+def _near_copies(root):
+    """Six repositories holding near copies (a few lines changed) of forty files, each about half."""
+    from runstack.datasets_hub.build import Source
+
+    rng = random.Random(11)
+    names = [f"name_{i}" for i in range(300)]
+    families = [[f"{rng.choice(names)} = call({rng.choice(names)}, {rng.randint(0, 99)})" for _ in range(60)]
+                for _ in range(40)]  # fmt: skip
+    sources = []
+    for r in range(6):
+        folder = root / f"repo{r}"
+        folder.mkdir(parents=True)
+        for f, lines in enumerate(families):
+            if rng.random() < 0.5:
+                copy = [rng.choice(names) + " = 1" if rng.random() < 0.04 else line for line in lines]
+                (folder / f"mod{f}.py").write_text("\n".join(copy) + f"\n# repo {r}\n")
+        sources.append(Source(str(folder), repo_name=f"owner{r % 3}/repo{r}", priority=float(r % 2)))
+    return sources
+
+
+def test_stage_two_tasks_grow_with_the_data_and_give_the_same_release(tmp_path, monkeypatch):
+    """Task counts follow the data (an index task per so many spill bytes, a bucket per so many
+    files, a verify task per so many pairs): many small tasks give the release a few large ones do."""
+    import importlib
+
+    from runstack.datasets_hub import neardup, stages
+
+    build_module = importlib.import_module("runstack.datasets_hub.build")  # the module, not the function
+
+    sources = _near_copies(tmp_path / "src")
+    few = build_module.build(sources, tmp_path / "few", "v1")
+    rounds: dict[str, int] = {"verify": 0}
+    near_pairs, read_keys, verify = stages.near_pairs, build_module.read_keys, neardup.verify
+
+    def counted_near(run, spills, rows_kept, config, folder, tasks, buckets):
+        rounds["buckets"] = buckets
+        return near_pairs(run, spills, rows_kept, config, folder, tasks, buckets)
+
+    def counted_keys(run, spills, sizes, late, late_stats, tasks, folder):
+        found = read_keys(run, spills, sizes, late, late_stats, tasks, folder)
+        rounds["index"] = len(found.groups)
+        return found
+
+    def counted_verify(pairs, *args):
+        rounds["verify"] += 1
+        assert len(pairs) <= 7
+        return verify(pairs, *args)
+
+    monkeypatch.setattr(build_module, "TASK_SPILL_BYTES", 1)  # an index task per spill
+    monkeypatch.setattr(stages, "BUCKET_FILES", 10)
+    monkeypatch.setattr(neardup, "VERIFY_PAIRS", 7)
+    monkeypatch.setattr(stages, "near_pairs", counted_near)
+    monkeypatch.setattr(build_module, "read_keys", counted_keys)
+    monkeypatch.setattr(neardup, "verify", counted_verify)
+    many = build_module.build(sources, tmp_path / "many", "v1")
+    assert rounds["index"] == len(sources) and rounds["buckets"] == -(-many.files_in // 10) > 4
+    assert rounds["verify"] >= many.near_candidate_pairs / 7 and many.near_duplicates == few.near_duplicates > 20
+    assert files_of(tmp_path / "many") == files_of(tmp_path / "few")
+
+
+def files_of(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -33,7 +33,7 @@ from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.progress import Progress, progress_of
 from runstack.datasets_hub.publish import ReleaseWriter, tool_versions
 from runstack.datasets_hub.record import SourceFile
-from runstack.datasets_hub.stages import deduplicate, read_keys
+from runstack.datasets_hub.stages import TASK_SPILL_BYTES, deduplicate, read_keys, task_count
 from runstack.datasets_hub.steps import OptOutFilter, as_step, default_steps, describe, fingerprint
 from runstack.datasets_hub.tracking import BuildTracker
 from runstack.errors import InvalidArgumentError
@@ -245,7 +245,8 @@ def build(sources: Sequence[Source | str], out: str | Path, version: str, config
             show("exact dedup", 0, len(spills))  # each worker reads its share of the spills for the keys
             work = Path(tmp) / "stage-two"
             late_stats = [StepStats(s.name) for s in late]
-            indexed = read_keys(engine.run, spills, spill_bytes, late, late_stats, 4 * world_size, work)
+            tasks = task_count(world_size, sum(spill_bytes), TASK_SPILL_BYTES)
+            indexed = read_keys(engine.run, spills, spill_bytes, late, late_stats, tasks, work)
             merged = indexed.stats  # the per-source steps' counts, added up by the workers
             for step, stats in zip(late, late_stats, strict=True):
                 merged.insert(chosen.index(step) + 1, stats)

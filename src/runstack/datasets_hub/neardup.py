@@ -103,22 +103,25 @@ def bucket_reduce(bucket: int, tasks: int, folder: str) -> np.ndarray:
     return neighbour_pairs([table["band"][order], table["key"][order]], table["doc"][order])
 
 
+# Candidate pairs per verify task at most: the task holds the sketches of their documents (~4 KB each).
+VERIFY_PAIRS = 20_000
+
+
 def verify(pairs: np.ndarray, spill_of: np.ndarray, row_of: np.ndarray, spills: Sequence[str],
            config: MinHashConfig) -> np.ndarray:  # fmt: skip
     """Which of ``pairs`` verify on their documents' bottom-k sketches (document ``d`` is row
-    ``row_of[i]`` of spill ``spill_of[i]``, ``i`` its place among the sorted documents of ``pairs``)."""
+    ``row_of[i]`` of spill ``spill_of[i]``, ``i`` its place among the sorted documents of ``pairs``).
+    Each spill's sketches are read once, keeping only those of these documents."""
     docs = np.unique(pairs)
-    sketches: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def sketch(doc: int) -> np.ndarray:
-        i = int(np.searchsorted(docs, doc))
-        spill, row = int(spill_of[i]), int(row_of[i])
-        if spill not in sketches:
-            sketches[spill] = read_sketches(Path(spills[spill]))
-        flat, bounds = sketches[spill]
-        return flat[bounds[row] : bounds[row + 1]]
-
-    return verify_pairs(pairs, sketch, config)
+    held: dict[int, np.ndarray] = {}
+    order = np.argsort(spill_of, kind="stable")
+    spills_here, firsts = np.unique(spill_of[order], return_index=True)
+    for spill, low, high in zip(spills_here.tolist(), firsts.tolist(), [*firsts[1:].tolist(), len(docs)], strict=True):
+        flat, bounds = read_sketches(Path(spills[spill]))
+        for i in order[low:high].tolist():
+            row = int(row_of[i])
+            held[int(docs[i])] = flat[bounds[row] : bounds[row + 1]].copy()
+    return verify_pairs(pairs, held.__getitem__, config)
 
 
 def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]], spills: Sequence[str],
@@ -138,7 +141,8 @@ def near_pairs(run: Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[A
     # only the spills its documents lie in.
     candidates = np.unique(np.concatenate(found or [np.zeros((0, 2), dtype=np.int64)]), axis=0)
     shares = []
-    for chunk in np.array_split(candidates, max(1, min(tasks, len(candidates)))):
+    chunks = max(1, min(max(tasks, -(-len(candidates) // VERIFY_PAIRS)), len(candidates)))
+    for chunk in np.array_split(candidates, chunks):
         docs = np.unique(chunk)
         spill_of = rows_kept.spill_of(docs)
         needed, local = np.unique(spill_of, return_inverse=True)

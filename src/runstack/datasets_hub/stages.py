@@ -25,6 +25,16 @@ from runstack.datasets_hub.pipeline import PipelineStep, StepStats
 from runstack.datasets_hub.publish import ReleaseWriter, Run
 from runstack.datasets_hub.record import SourceFile
 
+# Stage two's task counts grow with the data, so that no task's memory does: at least 4 a worker,
+# and an index task per ~1 GB of spills (~40,000 files: the exact and band maps hold ~2 KB a file),
+# a bucket per 250,000 files (the reduces hold ~200 to ~700 bytes a file).
+TASK_SPILL_BYTES, BUCKET_FILES = 1 << 30, 250_000
+
+
+def task_count(workers: int, amount: int, per_task: int) -> int:
+    return max(4 * workers, -(-amount // per_task))
+
+
 # What stage two needs of a record, never its content:
 # (row in its spill, offset there, sha256, rank key, blob id, language, length in bytes, licence type).
 Entry = tuple[int, int, str, tuple[Any, ...], str, str, int, str]
@@ -162,7 +172,7 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     late filters kept, their entries in ``work``); the survivors go to ``writer``. Returns how many."""
     folder, files = str(work), len(keys.rows.flat)
     show("exact dedup", 0, files)
-    groups, buckets = keys.groups, 4 * workers
+    groups, buckets = keys.groups, task_count(workers, files, BUCKET_FILES)
     run(exact_map, [(t, g, [keys.where(i) for i in g], folder, buckets) for t, g in enumerate(groups)])
     found = run(exact_reduce, [(b, len(groups), folder) for b in range(buckets)])
     shared: Counter[tuple[str, str]] = Counter()
