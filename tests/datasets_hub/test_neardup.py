@@ -297,3 +297,29 @@ def test_stage_two_tasks_grow_with_the_data_and_give_the_same_release(tmp_path, 
 
 def files_of(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_spill_is_signed_batch_by_batch_as_its_records_come(tmp_path, monkeypatch):
+    """A large repository's contents are signed as they stream to its spill, never all held: the
+    signatures and sketches are those of the whole list signed at once."""
+    from runstack.datasets_hub import dedup
+    from runstack.datasets_hub.cache import read_signatures, read_sketches
+
+    config, texts = MinHashConfig(), _documents(120)
+    expected_sigs, expected_sketches = dedup.sign(texts, config)
+    held: list[int] = []
+    sign = dedup.sign
+
+    def counted(batch, minhash):
+        held.append(len(batch))
+        return sign(batch, minhash)
+
+    monkeypatch.setattr(dedup, "BATCH_BYTES", 2000)
+    monkeypatch.setattr(dedup, "sign", counted)
+    spills = _spills(tmp_path, texts, len(texts), config)
+    assert len(held) > 10 and max(held) < len(texts) / 5  # in batches, as the records came
+    assert np.array_equal(read_signatures(spills[0]), expected_sigs)
+    flat, bounds = read_sketches(spills[0])
+    assert [flat[bounds[i] : bounds[i + 1]].tolist() for i in range(len(texts))] == [
+        s.tolist() for s in expected_sketches
+    ]

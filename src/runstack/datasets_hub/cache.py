@@ -79,20 +79,28 @@ def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]], m
     """Records into ``target``, with their step stats and their MinHash signatures and sketches
     (computed here, in the parallel stage) after them; written under a temporary name and renamed
     when whole, so a spill that exists is whole."""
-    from runstack.datasets_hub.dedup import sign
+    from runstack.datasets_hub.dedup import BATCH_BYTES, sign
 
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stats: list[StepStats] = []
-    texts: list[str] = []
+    texts: list[str] = []  # signed batch by batch: a large repository's contents are never all in memory
+    pending, signed, sketches = 0, [], []  # type: int, list[np.ndarray], list[np.ndarray]
     with open(temporary, "wb") as handle:
         for item in records:
             if isinstance(item, list):
                 stats = item
-            else:
-                item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
-                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                texts.append(item.content)
-        sigs, sketches = sign(texts, minhash)
+                continue
+            item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
+            pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            texts.append(item.content)
+            pending += len(item.content)
+            if pending >= BATCH_BYTES:
+                batch_sigs, batch_sketches = sign(texts, minhash)
+                signed.append(batch_sigs)
+                sketches += batch_sketches
+                texts, pending = [], 0
+        last_sigs, last_sketches = sign(texts, minhash)
+        sigs, sketches = np.concatenate([*signed, last_sigs]), sketches + last_sketches
         del texts
         stats_at = handle.tell()
         pickle.dump(stats, handle, protocol=pickle.HIGHEST_PROTOCOL)
