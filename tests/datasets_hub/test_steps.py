@@ -117,6 +117,24 @@ def test_licence_rules_per_branch():
     assert _licences({"x.py": "x = 1\n"})["x.py"] == ([], "no_license")
 
 
+def test_a_repository_beyond_the_held_bytes_waits_on_disk_with_the_same_licences(monkeypatch):
+    from runstack.datasets_hub import licenses, pipeline
+
+    files = {"LICENSE": MIT, "a.py": "x = 1\n", "sub/b.py": "y = 2\n", "gpl/COPYING": GPL, "gpl/c.py": "z = 3\n",
+             "mixed/d.py": "# SPDX-License-Identifier: GPL-3.0-only\nw = 4\n"}  # fmt: skip
+    records = [_record(p, c, repo="one/repo") for p, c in files.items()] + [_record("x.py", "x\n", repo="two/repo")]
+    step = licenses.LicenseStep(permissive=("MIT",), keep_types=("permissive", "non_permissive", "no_license"))
+    expected = [(r.repo_name, r.path, r.detected_licenses, r.license_type) for r in step.run(records)]
+    spilled: list[int] = []
+    temporary = pipeline.tempfile.TemporaryFile
+    monkeypatch.setattr(pipeline.tempfile, "TemporaryFile", lambda **kw: spilled.append(1) or temporary(**kw))
+    monkeypatch.setattr(licenses, "HELD_BYTES", 20)  # the first few bytes in memory, the rest on disk
+    records = [_record(p, c, repo="one/repo") for p, c in files.items()] + [_record("x.py", "x\n", repo="two/repo")]
+    found = [(r.repo_name, r.path, r.detected_licenses, r.license_type) for r in step.run(records)]
+    assert found == expected and len(found) == 7 and spilled  # the same, in the same order
+    assert dict((path, (ids, kind)) for _, path, ids, kind in found)["gpl/c.py"] == (["GPL-3.0-only"], "non_permissive")
+
+
 APACHE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\nTERMS AND CONDITIONS"
 BSD3 = ("Redistribution and use in source and binary forms, with or without modification, are permitted "
         "provided that ... Neither the name of the copyright holder nor the names of its contributors ...")  # fmt: skip

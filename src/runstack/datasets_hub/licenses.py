@@ -15,7 +15,7 @@ from typing import Any
 
 import tomllib
 
-from runstack.datasets_hub.pipeline import PipelineStep
+from runstack.datasets_hub.pipeline import PipelineStep, RecordBuffer
 from runstack.datasets_hub.record import SourceFile
 
 # LICENSE, LICENSE.md, LICENSE-MIT, LICENSE.APACHE, COPYING.LESSER, NOTICE, THIRD_PARTY_LICENSE.txt, MIT_LICENSE;
@@ -354,12 +354,14 @@ def classify(evidence: list[dict[str, Any]], permissive: Iterable[str]) -> str:
     return "non_permissive"
 
 
+HELD_BYTES = 64 << 20  # of a repository's contents in memory while its licences are read; beyond, on disk
+
+
 class LicenseStep(PipelineStep):
     """Sets detected_licenses, license_type and license_evidence for every file of a repository.
 
-    Needs all files of a repository before deciding (licence files propagate downwards), so
-    it buffers one repository at a time; inputs come grouped by repository.
-    """
+    Needs all files of a repository before deciding (licence files propagate downwards), so it
+    holds one repository at a time (on disk beyond ``HELD_BYTES``); inputs come grouped by it."""
 
     name = "license"
 
@@ -368,18 +370,17 @@ class LicenseStep(PipelineStep):
         self.permissive, self.keep_types, self.backend = tuple(permissive), set(keep_types), backend
 
     def run(self, records: Iterable[SourceFile], rank: int = 0, world_size: int = 1) -> Any:
-        batch: list[SourceFile] = []
+        batch, index, repo = RecordBuffer(HELD_BYTES), LicenseIndex(self.backend), None
         for record in records:
-            if batch and record.repo_name != batch[-1].repo_name:
-                yield from self._flush(batch)
-                batch = []
-            batch.append(record)
-        yield from self._flush(batch)
-
-    def _flush(self, batch: list[SourceFile]) -> Any:
-        index = LicenseIndex(self.backend)
-        for record in batch:
+            if len(batch) and record.repo_name != repo:
+                yield from self._flush(batch, index)
+                batch, index = RecordBuffer(HELD_BYTES), LicenseIndex(self.backend)
+            repo = record.repo_name
             index.add(record)
+            batch.add(record)
+        yield from self._flush(batch, index)
+
+    def _flush(self, batch: RecordBuffer, index: LicenseIndex) -> Any:
         for record in batch:
             self.stats.seen += 1
             headers = [{"license": normalise(text), "expression": text.strip(), "file": record.path,

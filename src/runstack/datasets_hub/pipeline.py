@@ -7,6 +7,8 @@ base class owns the loop, the counters and the drop reasons.
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -80,3 +82,37 @@ class Filter(PipelineStep):
         if verdict is True:
             return record
         return verdict if isinstance(verdict, str) else self.name
+
+
+class RecordBuffer:
+    """Records held for a second pass (a step that must see a whole repository first), in memory up
+    to ``limit`` bytes of content and in a temporary file beyond: a large repository's files are
+    never all in memory. Iterating yields them in the order added, once."""
+
+    def __init__(self, limit: int = 64 << 20) -> None:
+        self.limit, self.size, self.count = limit, 0, 0
+        self.held: list[SourceFile] = []
+        self.file: Any = None  # the records beyond the limit, pickled one after another
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, record: SourceFile) -> None:
+        self.count += 1
+        if self.file is None and self.size + len(record.content) <= self.limit:
+            self.size += len(record.content)
+            self.held.append(record)
+            return
+        if self.file is None:
+            self.file = tempfile.TemporaryFile(prefix="runstack-records-")
+        pickle.dump(record, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[SourceFile]:
+        held, self.held = self.held, []
+        yield from held
+        if self.file is not None:
+            with self.file:
+                self.file.seek(0)
+                for _ in range(self.count - len(held)):
+                    yield pickle.load(self.file)
+            self.file = None
