@@ -488,3 +488,35 @@ def test_a_shard_of_many_sources_is_written_within_a_small_open_file_limit(tmp_p
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["150", "1"]  # one shard of 150 sources' files
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_a_dataset_source_is_sorted_in_runs_on_disk_to_the_same_rows(tmp_path, monkeypatch, suffix):
+    """An existing dataset larger than memory: its rows are sorted by repository and path in runs
+    kept on disk and merged, giving the rows a sort in memory gives."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from runstack.datasets_hub import tables
+    from runstack.datasets_hub.ingest import Ingest
+
+    rng = random.Random(2)
+    rows = [{"repo_name": f"owner{rng.randint(0, 9)}/repo{rng.randint(0, 5)}", "path": f"pkg/m{i % 37}.py",
+             "content": f"def f_{i}(x):\n    return x * {i} + {rng.randint(0, 99)}\n"} for i in range(400)]  # fmt: skip
+    path = tmp_path / f"rows.{suffix}"
+    if suffix == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=50)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
+    in_memory = [(r.repo_name, r.path, r.content) for r in Ingest().read(path)]
+    spilled: list[int] = []
+    temporary = tables.tempfile.TemporaryFile
+    monkeypatch.setattr(tables.tempfile, "TemporaryFile", lambda **kw: spilled.append(1) or temporary(**kw))
+    monkeypatch.setattr(tables, "RUN_BYTES", 2000)  # a run per ~40 rows
+    ingest = Ingest()
+    in_runs = [(r.repo_name, r.path, r.content) for r in ingest.read(path)]
+    assert len(spilled) > 5 and in_runs == in_memory and len(in_runs) > 300
+    assert in_runs == sorted(in_runs, key=lambda r: (r[0], r[1]))  # a repository's files together, in path order
+    assert ingest.stats.dropped.get("dataset row without repo_name/path/content", 0) == (suffix == "jsonl")

@@ -133,8 +133,10 @@ class Ingest:
 
     def _table(self, path: Path, priority: float) -> Iterator[SourceFile]:
         """Rows of an existing dataset (``repo_name``, ``path``, ``content`` columns; ``revision``
-        or ``commit`` if present), one repository after another (one file in memory at a time)."""
-        columns = ("repo_name", "path", "content")
+        or ``commit`` if present), one repository after another, in bounded memory (``tables``)."""
+        from runstack.datasets_hub.tables import sorted_rows
+
+        columns = ["repo_name", "path", "content"]
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -143,26 +145,13 @@ class Ingest:
                 raise InvalidArgumentError(
                     "source", str(path), f"a table with columns {list(columns)} (it has {names})"
                 )
-            wanted = [*columns, *(c for c in ("commit", "revision", "detected_licenses", "license_type") if c in names)]
-            rows = pq.read_table(path, columns=wanted).to_pylist()
-        else:
-            import json
+            columns += [c for c in ("commit", "revision", "detected_licenses", "license_type") if c in names]
 
-            rows = []
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except ValueError:
-                        row = None
-                    if not isinstance(row, dict) or not all(isinstance(row.get(c), str) for c in columns):
-                        self.stats.seen += 1
-                        self.stats.dropped["dataset row without repo_name/path/content"] += 1
-                        continue
-                    rows.append(row)
-        rows.sort(key=lambda r: (str(r["repo_name"]), str(r["path"])))
+        def refused() -> None:
+            self.stats.seen += 1
+            self.stats.dropped["dataset row without repo_name/path/content"] += 1
+
+        rows = sorted_rows(path, columns, refused)
         for row in rows:
             content = row["content"]
             if not isinstance(content, str) or not self._budget(len(content)):
