@@ -12,11 +12,12 @@ The opt-out registry is not part of the key: it is applied to every record at ea
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
+import shutil
 import struct
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,12 +67,15 @@ def source_key(source: Any) -> str:
 
 
 # A spill is one file: the records (pickled one after another), then their step stats (pickled),
-# then their signatures (npz), then their sketches (npz), then where each part starts: each part
-# is read alone (the band map needs the signatures only, the verify round the sketches only). One
-# file created per source: a file system's inode allocation was ~13% of a build's time with a file
-# per part.
-_FOOTER = struct.Struct("<QQQQ8s")
-SPILL_FORMAT = "rsspill2"  # part of the cache key: a new format is a new cache
+# then their signatures (uint32, a row of num_perm each), then their sketches (each one's length as
+# int64, then every value as uint64), then where each part starts, the records' count and num_perm:
+# each part is read alone (the band map needs the signatures only, the verify round the sketches
+# only). One file created per source: a file system's inode allocation was ~13% of a build's time
+# with a file per part. Signatures and sketches are made batch by batch as the records come and
+# wait aside (in memory up to a limit, then in temporary files) until the records end: a source's
+# size never sits in memory.
+_FOOTER = struct.Struct("<QQQQQQ8s")
+SPILL_FORMAT = "rsspill3"  # part of the cache key: a new format is a new cache
 _MAGIC = SPILL_FORMAT.encode()
 
 
@@ -84,44 +88,56 @@ def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]], m
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stats: list[StepStats] = []
     texts: list[str] = []  # signed batch by batch: a large repository's contents are never all in memory
-    pending, signed, sketches = 0, [], []  # type: int, list[np.ndarray], list[np.ndarray]
-    with open(temporary, "wb") as handle:
-        for item in records:
-            if isinstance(item, list):
-                stats = item
-                continue
-            item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
-            pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            texts.append(item.content)
-            pending += len(item.content)
-            if pending >= BATCH_BYTES:
-                batch_sigs, batch_sketches = sign(texts, minhash)
-                signed.append(batch_sigs)
-                sketches += batch_sketches
-                texts, pending = [], 0
-        last_sigs, last_sketches = sign(texts, minhash)
-        sigs, sketches = np.concatenate([*signed, last_sigs]), sketches + last_sketches
-        del texts
-        stats_at = handle.tell()
-        pickle.dump(stats, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        signatures_at = handle.tell()
-        np.savez(handle, sigs=sigs)
-        sketches_at = handle.tell()
-        lengths = np.array([len(s) for s in sketches], dtype=np.int64)
-        flat = np.concatenate(sketches) if sketches else np.zeros(0, dtype=np.uint64)
-        np.savez(handle, lengths=lengths, flat=flat)
-        handle.write(_FOOTER.pack(stats_at, signatures_at, sketches_at, handle.tell(), _MAGIC))
+    pending, count = 0, 0
+    # Signatures, sketch lengths and sketch values: in memory up to 16 MB each, then in a file.
+    parts = [tempfile.SpooledTemporaryFile(max_size=16 << 20, prefix="runstack-spill-") for _ in range(3)]
+
+    def flush() -> None:
+        sigs, sketches = sign(texts, minhash)
+        parts[0].write(sigs.astype("<u4").tobytes())
+        parts[1].write(np.array([len(s) for s in sketches], dtype="<i8").tobytes())
+        if sketches:
+            parts[2].write(np.concatenate(sketches).astype("<u8").tobytes())
+        texts.clear()
+
+    try:
+        with open(temporary, "wb") as handle:
+            for item in records:
+                if isinstance(item, list):
+                    stats = item
+                    continue
+                item.sha256 = hashlib.sha256(item.content.encode()).hexdigest()
+                pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                texts.append(item.content)
+                count, pending = count + 1, pending + len(item.content)
+                if pending >= BATCH_BYTES:
+                    flush()
+                    pending = 0
+            flush()
+            stats_at = handle.tell()
+            pickle.dump(stats, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            at = [handle.tell()]
+            for part in parts:
+                part.seek(0)
+                shutil.copyfileobj(part, handle)
+                at.append(handle.tell())
+            handle.write(_FOOTER.pack(stats_at, at[0], at[1], at[3], count, minhash.num_perm, _MAGIC))
+    finally:
+        for part in parts:
+            part.close()
     os.replace(temporary, target)
 
 
-def _parts(handle: BinaryIO) -> tuple[int, int, int, int]:
-    """(where the stats, the signatures and the sketches start, and where they end) in an open spill."""
+def _parts(handle: BinaryIO) -> tuple[int, int, int, int, int, int]:
+    """(where the stats, the signatures and the sketches start, where they end, the records' count
+    and num_perm) of an open spill."""
     handle.seek(-_FOOTER.size, os.SEEK_END)
-    stats_at, signatures_at, sketches_at, end, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
+    *found, magic = _FOOTER.unpack(handle.read(_FOOTER.size))
     if magic != _MAGIC:
         raise StoreFormatError(getattr(handle, "name", "spill"), "not a whole spill of this runstack version: delete "
                                "the build cache folder (--cache) and build again")  # fmt: skip
-    return stats_at, signatures_at, sketches_at, end
+    stats_at, signatures_at, sketches_at, end, count, num_perm = found
+    return stats_at, signatures_at, sketches_at, end, count, num_perm
 
 
 def spill_is_whole(path: Path) -> bool:
@@ -136,24 +152,26 @@ def spill_is_whole(path: Path) -> bool:
         return False
 
 
-def _minhash_part(spill: Path, part: int, *names: str) -> list[np.ndarray]:
-    """Arrays of a spill's signatures (``part`` 1) or sketches (2), reading that part only."""
+def _minhash_part(spill: Path, part: int) -> tuple[bytes, int, int]:
+    """The bytes of a spill's signatures (``part`` 1) or sketches (2), reading that part only, with
+    the records' count and num_perm."""
     with open(spill, "rb") as handle:
         bounds = _parts(handle)
         handle.seek(bounds[part])
-        data = handle.read(bounds[part + 1] - bounds[part])
-    with np.load(io.BytesIO(data)) as found:
-        return [found[name] for name in names]
+        return handle.read(bounds[part + 1] - bounds[part]), bounds[4], bounds[5]
 
 
 def read_signatures(spill: Path) -> np.ndarray:
     """The MinHash signatures of a spill's records, in order (one row each)."""
-    return _minhash_part(spill, 1, "sigs")[0]
+    data, count, num_perm = _minhash_part(spill, 1)
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32).reshape(count, num_perm)
 
 
 def read_sketches(spill: Path) -> tuple[np.ndarray, np.ndarray]:
     """The bottom-k sketches of a spill's records: record ``i``'s is ``flat[bounds[i]:bounds[i + 1]]``."""
-    lengths, flat = _minhash_part(spill, 2, "lengths", "flat")
+    data, count, _ = _minhash_part(spill, 2)
+    lengths = np.frombuffer(data, dtype="<i8", count=count)
+    flat = np.frombuffer(data, dtype="<u8", offset=8 * count).astype(np.uint64)
     return flat, np.concatenate([[0], np.cumsum(lengths)])
 
 
