@@ -357,6 +357,7 @@ def test_ctrl_c_stops_a_parallel_build_cleanly_and_it_resumes(repos, tmp_path):
     assert proc.returncode != 0 and "Traceback" not in err.decode()  # stopped, without a stack dump
     assert 1 <= len(done) < len(repos) and not (tmp_path / "ds").exists()  # stopped part-way, nothing published
     assert not list(tmp_path.glob(".runstack-build-*"))  # its working folder removed
+    assert not list(cache.glob("*/.*.tmp"))  # and no spill left half-written in the cache
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert workers and not alive  # the spawned worker is gone too
     resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=300)

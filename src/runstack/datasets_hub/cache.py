@@ -122,10 +122,13 @@ def write_spill(target: Path, records: Iterator[SourceFile | list[StepStats]], m
                 shutil.copyfileobj(part, handle)
                 at.append(handle.tell())
             handle.write(_FOOTER.pack(stats_at, at[0], at[1], at[3], count, minhash.num_perm, _MAGIC))
+        os.replace(temporary, target)
+    except BaseException:  # Ctrl-C or a failure: no half-written spill left in a user's cache
+        temporary.unlink(missing_ok=True)
+        raise
     finally:
         for part in parts:
             part.close()
-    os.replace(temporary, target)
 
 
 def _parts(handle: BinaryIO) -> tuple[int, int, int, int, int, int]:

@@ -80,7 +80,11 @@ def write_shard(path: str, rows: list[Origin] | str, cached: str | None = None) 
     made = Path(cached or path)
     made.parent.mkdir(parents=True, exist_ok=True)
     temporary = made.with_name(f".{made.name}.{os.getpid()}.tmp")
-    _write_rows(temporary, pickle.loads(Path(rows).read_bytes()) if isinstance(rows, str) else rows)
+    try:
+        _write_rows(temporary, pickle.loads(Path(rows).read_bytes()) if isinstance(rows, str) else rows)
+    except BaseException:  # Ctrl-C or a failure: no half-written shard left in a user's cache
+        temporary.unlink(missing_ok=True)
+        raise
     digest = _sha256(temporary)
     if cached is not None:
         made.with_suffix(".sha256").write_text(digest + "\n")
