@@ -439,7 +439,7 @@ def test_a_language_of_many_sorted_runs_is_merged_in_rounds_to_the_same_shards(t
     import pickle
     import random
 
-    from runstack.datasets_hub import publish
+    from runstack.datasets_hub import publish, runs
 
     rng = random.Random(4)
     monkeypatch.setattr(publish, "SORT_ROWS", 7)  # many sorted runs, each with a Python and a C section
@@ -447,8 +447,8 @@ def test_a_language_of_many_sorted_runs_is_merged_in_rounds_to_the_same_shards(t
     added = rng.sample(range(1000), 200)
     for i in added:
         writer.add("Python" if i % 3 else "C", (f"r{i % 17}", f"p{i}"), (f"s{i}", i, (None, None)), i, "permissive")
-    runs, languages, *_ = writer.sorted_runs()
-    sections = [(str(path), found["Python"]) for path, found in runs if "Python" in found]
+    made, languages, *_ = writer.sorted_runs()
+    sections = [(str(path), found["Python"]) for path, found in made if "Python" in found]
     assert len(sections) > 10 and languages["Python"] == sum(1 for i in added if i % 3)
 
     def plan(folder):
@@ -456,7 +456,7 @@ def test_a_language_of_many_sorted_runs_is_merged_in_rounds_to_the_same_shards(t
         return [(entry, size, pickle.loads(Path(share[1]).read_bytes())) for entry, share, size in made]
 
     at_once = plan(tmp_path / "once")
-    monkeypatch.setattr(publish, "FAN_IN", 3)  # at most three files open: merged in rounds
+    monkeypatch.setattr(runs, "FAN_IN", 3)  # at most three files open: merged in rounds
     in_rounds = plan(tmp_path / "rounds")
     assert list((tmp_path / "rounds").glob("merge-*")) and not list((tmp_path / "once").glob("merge-*"))
     assert in_rounds == at_once
@@ -500,7 +500,7 @@ def test_a_dataset_source_is_sorted_in_runs_on_disk_to_the_same_rows(tmp_path, m
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from runstack.datasets_hub import tables
+    from runstack.datasets_hub import runs, tables
     from runstack.datasets_hub.ingest import Ingest
 
     rng = random.Random(2)
@@ -513,9 +513,10 @@ def test_a_dataset_source_is_sorted_in_runs_on_disk_to_the_same_rows(tmp_path, m
         path.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
     in_memory = [(r.repo_name, r.path, r.content) for r in Ingest().read(path)]
     spilled: list[int] = []
-    temporary = tables.tempfile.TemporaryFile
-    monkeypatch.setattr(tables.tempfile, "TemporaryFile", lambda **kw: spilled.append(1) or temporary(**kw))
+    spill = tables._spill
+    monkeypatch.setattr(tables, "_spill", lambda held, to: spilled.append(len(held)) or spill(held, to))
     monkeypatch.setattr(tables, "RUN_BYTES", 2000)  # a run per ~40 rows
+    monkeypatch.setattr(runs, "FAN_IN", 3)  # and merged three at a time, in rounds
     ingest = Ingest()
     in_runs = [(r.repo_name, r.path, r.content) for r in ingest.read(path)]
     assert len(spilled) > 5 and in_runs == in_memory and len(in_runs) > 300

@@ -9,7 +9,6 @@ Records stay in their spills; only their sort keys and offsets are held while th
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
 import json
 import os
@@ -17,11 +16,11 @@ import pickle
 import re
 import shutil
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runstack.datasets_hub import runs
 from runstack.datasets_hub.record import SCHEMA
 
 MANIFEST = "manifest.json"
@@ -177,13 +176,10 @@ class ReleaseWriter:
     def _spill(self, work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.rows.sort(key=_by_language_and_key)
-        path, sections = work / f"run-{len(self.runs):05d}.pkl", {}
+        path = work / f"run-{len(self.runs):05d}.pkl"
         with open(path, "wb") as handle:
-            for language, group in itertools.groupby(self.rows, key=lambda row: row[0]):
-                rows = list(group)
-                sections[language] = (handle.tell(), len(rows))
-                for start in range(0, len(rows), 1000):  # in blocks: one pickle per row is slow, one per run is big
-                    pickle.dump(rows[start : start + 1000], handle, protocol=pickle.HIGHEST_PROTOCOL)
+            sections = {language: runs.dump(handle, group)
+                        for language, group in itertools.groupby(self.rows, key=lambda row: row[0])}  # fmt: skip
         self.runs.append((path, sections))
         self.rows = []
 
@@ -240,14 +236,14 @@ class ReleaseWriter:
         return manifest
 
 
-def plan_language(number: int, language: str, sections: list[tuple[str, tuple[int, int]]], shard_rows: int, out: str,
+def plan_language(number: int, language: str, sections: list[runs.Section], shard_rows: int, out: str,
                   cache: str | None, writer: str | None, work: str) -> list[tuple[dict[str, Any], tuple[Any, ...], int]]:  # fmt: skip
     """A task of its own: one language's rows, merged from its sections of the sorted runs, cut
     into shards of ``shard_rows``; each shard's rows go to a file in ``work``. Returns per shard
     its manifest entry (less bytes and digest), its ``write_shard`` share and its content bytes."""
     total = max(1, -(-sum(count for _, (_, count) in sections) // shard_rows))
     Path(work).mkdir(parents=True, exist_ok=True)
-    rows = _merged(sections, Path(work), number)
+    rows = runs.merged(sections, lambda row: row[1], Path(work), f"{number:05d}")
     name, found = config_name(language), []
     for index in range(total):
         part = list(itertools.islice(rows, shard_rows))
@@ -261,33 +257,6 @@ def plan_language(number: int, language: str, sections: list[tuple[str, tuple[in
     return found
 
 
-# Sorted sections merged at once (each an open file): a build of many tasks merges in rounds.
-FAN_IN = 256
-
-
-def _merged(sections: list[tuple[str, tuple[int, int]]], work: Path, number: int) -> Iterator[_Row]:
-    """The rows of these sorted sections (one language's) in order, at most ``FAN_IN`` files open:
-    beyond, runs of ``FAN_IN`` sections are first merged into sections of their own in ``work``."""
-    level = 0
-    while len(sections) > FAN_IN:
-        merged = []
-        for start in range(0, len(sections), FAN_IN):
-            path = work / f"merge-{number:05d}-{level:02d}-{start:08d}.pkl"
-            count = 0
-            with open(path, "wb") as handle:
-                batch = _merge_sections(sections[start : start + FAN_IN])
-                while block := list(itertools.islice(batch, 1000)):
-                    pickle.dump(block, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                    count += len(block)
-            merged.append((str(path), (0, count)))
-        sections, level = merged, level + 1
-    return _merge_sections(sections)
-
-
-def _merge_sections(sections: list[tuple[str, tuple[int, int]]]) -> Iterator[_Row]:
-    return heapq.merge(*(_read_section(path, at) for path, at in sections), key=lambda row: row[1])
-
-
 def _cached(cache: str | None, rows: list[Origin], writer: str | None) -> str | None:
     """Where a shard of exactly these rows is kept: named after the spills (whose names cover the
     sources and the steps) and offsets of its records, their dedup fields and the writer."""
@@ -296,17 +265,6 @@ def _cached(cache: str | None, rows: list[Origin], writer: str | None) -> str | 
     described = [[Path(spill).parent.name, Path(spill).name, offset, fields] for spill, offset, fields in rows]
     text = json.dumps([writer, ROW_GROUP, ROW_GROUP_BYTES, described])
     return str(Path(cache) / f"{hashlib.sha256(text.encode()).hexdigest()}.parquet")
-
-
-def _read_section(path: str, at: tuple[int, int]) -> Iterator[_Row]:
-    """The rows of one language's section of a sorted run: ``at`` is (where it starts, how many)."""
-    offset, count = at
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        while count > 0:
-            block = pickle.load(handle)
-            count -= len(block)
-            yield from block
 
 
 def _card(version: str, by_language: dict[str, int], stats: dict[str, Any]) -> str:

@@ -1,17 +1,17 @@
 """An existing dataset as a source: the rows of a Parquet or JSONL file sorted by repository and
 path (what the per-file steps need: a repository's files together, in a fixed order) in bounded
 memory. Rows are read in batches; beyond ``RUN_BYTES`` of content they are sorted in runs kept in
-temporary files and merged."""
+a temporary folder and merged (``runs``: a few files open at once, however many runs)."""
 
 from __future__ import annotations
 
-import heapq
 import json
-import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from runstack.datasets_hub import runs
 
 RUN_BYTES = 64 << 20  # content sorted in memory at once
 
@@ -26,24 +26,22 @@ def sorted_rows(path: Path, columns: list[str], refused: Callable[[], None]) -> 
     """The rows of ``path`` (``columns`` of a Parquet file; JSONL objects whose ``repo_name``,
     ``path`` and ``content`` are strings, ``refused()`` called for each other line) in (repo_name,
     path) order, the order read among equals."""
-    runs: list[IO[bytes]] = []
     held: list[Row] = []
     size = 0
-    try:
+    with tempfile.TemporaryDirectory(prefix="runstack-rows-") as folder:
+        sections: list[runs.Section] = []
         for row in _rows(path, columns, refused):
             held.append(row)
             size += len(row["content"]) if isinstance(row["content"], str) else 0
             if size >= RUN_BYTES:
-                runs.append(_spill(held))
+                sections.append(_spill(held, Path(folder) / f"run-{len(sections):06d}.pkl"))
                 held, size = [], 0
-        held.sort(key=_key)
-        if not runs:
-            yield from held
+        if not sections:
+            yield from sorted(held, key=_key)
             return
-        yield from heapq.merge(*map(_read, runs), held, key=_key)
-    finally:
-        for run in runs:
-            run.close()
+        sections.append(_spill(held, Path(folder) / f"run-{len(sections):06d}.pkl"))
+        del held
+        yield from runs.merged(sections, _key, Path(folder), "rows", block=256)
 
 
 def _rows(path: Path, columns: list[str], refused: Callable[[], None]) -> Iterator[Row]:
@@ -69,19 +67,7 @@ def _rows(path: Path, columns: list[str], refused: Callable[[], None]) -> Iterat
             yield row
 
 
-def _spill(rows: list[Row]) -> IO[bytes]:
+def _spill(rows: list[Row], path: Path) -> runs.Section:
     rows.sort(key=_key)
-    run = tempfile.TemporaryFile(prefix="runstack-rows-")
-    for start in range(0, len(rows), 256):
-        pickle.dump(rows[start : start + 256], run, protocol=pickle.HIGHEST_PROTOCOL)
-    run.seek(0)
-    return run
-
-
-def _read(run: IO[bytes]) -> Iterator[Row]:
-    while True:
-        try:
-            block = pickle.load(run)
-        except EOFError:
-            return
-        yield from block
+    with open(path, "wb") as handle:
+        return str(path), runs.dump(handle, rows, block=256)
