@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,30 +91,49 @@ def exact_map(task: int, indices: list[int], where: list[tuple[int, int]], folde
     for index, at in zip(indices, where, strict=True):
         for row, _, digest, key, *_ in _entries(folder, at):
             parts[int(digest[:15], 16) % buckets].append((digest, key, index, row))
-    for bucket, part in enumerate(parts):
-        (Path(folder) / f"exact-{task:05d}-{bucket:05d}.pkl").write_bytes(pickle.dumps(part))
+    _write_buckets(folder, "exact", task, parts)
 
 
 def exact_reduce(bucket: int, tasks: int, folder: str) -> tuple[np.ndarray, Counter[tuple[str, str]]]:
     """One bucket's digests: each keeps its best-ranked record (the first read among equals).
     Returns the (spill, row) of every other record, and per (its repository, the survivor's
     repository) pair how many of them are copies from another repository."""
+    _, losers, shared = _keep_best(_read_bucket(folder, "exact", range(tasks), bucket))
+    return np.array([(item[2], item[3]) for item in losers], dtype=np.int64).reshape(-1, 2), shared
+
+
+def _write_buckets(folder: str, name: str, task: int, parts: list[list[tuple[Any, ...]]]) -> None:
+    """A map task's items, a file per bucket: the shuffle, through the build's folder."""
+    for bucket, part in enumerate(parts):
+        (Path(folder) / f"{name}-{task:05d}-{bucket:05d}.pkl").write_bytes(pickle.dumps(part))
+
+
+def _read_bucket(folder: str, name: str, tasks: Iterable[int], bucket: int) -> list[tuple[Any, ...]]:
+    """One bucket's items from every map task, in task order."""
     items: list[tuple[Any, ...]] = []
-    for task in range(tasks):
-        items += pickle.loads((Path(folder) / f"exact-{task:05d}-{bucket:05d}.pkl").read_bytes())
-    best: dict[str, tuple[Any, ...]] = {}
+    for task in tasks:
+        items += pickle.loads((Path(folder) / f"{name}-{task:05d}-{bucket:05d}.pkl").read_bytes())
+    return items
+
+
+def _keep_best(items: list[tuple[Any, ...]]) -> tuple[dict[Any, tuple[Any, ...]], list[tuple[Any, ...]],
+                                                        Counter[tuple[str, str]]]:  # fmt: skip
+    """Items (group, rank key, ids that tell them apart, ...): per group the best-ranked (the
+    smallest ``item[1:]``), the others, and per (another's repository, its survivor's) pair how
+    many of the others are copies from another repository (the rank key's third field)."""
+    best: dict[Any, tuple[Any, ...]] = {}
     for item in items:
         current = best.get(item[0])
         if current is None or item[1:] < current[1:]:
             best[item[0]] = item
-    dropped, shared = [], Counter()  # type: list[tuple[int, int]], Counter[tuple[str, str]]
+    losers, shared = [], Counter()  # type: list[tuple[Any, ...]], Counter[tuple[str, str]]
     for item in items:
         winner = best[item[0]]
         if winner is not item:
-            dropped.append((item[2], item[3]))
+            losers.append(item)
             if item[1][2] != winner[1][2]:
                 shared[(item[1][2], winner[1][2])] += 1
-    return np.array(dropped, dtype=np.int64).reshape(-1, 2), shared
+    return best, losers, shared
 
 
 def _add_up(total: list[StepStats], part: list[StepStats]) -> list[StepStats]:
@@ -223,15 +242,24 @@ def _in_group(docs: np.ndarray, roots: np.ndarray, rows_kept: SpillRows,
     return [int(rows_kept.bounds[i]) for i in group], docs[low:high], roots[low:high]
 
 
+def _kept_entries(folder: str, at: tuple[int, int], chosen: np.ndarray, first: int) -> Iterator[tuple[int, Entry]]:
+    """(document, entry) of a spill's kept rows (``chosen``, ascending, the first of them document
+    ``first``; its entries at ``at``), in order."""
+    wanted, doc = set(chosen.tolist()), first
+    for entry in _entries(folder, at):
+        if entry[0] in wanted:
+            yield doc, entry
+            doc += 1
+
+
 def _near_entries(folder: str, where: list[tuple[int, int]], rows: list[np.ndarray], firsts: list[int],
                   docs: np.ndarray) -> Iterator[tuple[int, Entry]]:  # fmt: skip
     """(document, entry) of each of ``docs`` (ids in order) among these spills' kept rows."""
     for at, chosen, first in zip(where, rows, firsts, strict=True):
         low, high = np.searchsorted(docs, [first, first + len(chosen)]).tolist()
         if low < high:
-            by_row = {entry[0]: entry for entry in _entries(folder, at)}
-            for doc in docs[low:high].tolist():
-                yield doc, by_row[int(chosen[doc - first])]
+            needed = set(docs[low:high].tolist())
+            yield from ((doc, entry) for doc, entry in _kept_entries(folder, at, chosen, first) if doc in needed)
 
 
 def near_map(task: int, where: list[tuple[int, int]], rows: list[np.ndarray], firsts: list[int], docs: np.ndarray,
@@ -243,8 +271,7 @@ def near_map(task: int, where: list[tuple[int, int]], rows: list[np.ndarray], fi
     for doc, entry in _near_entries(folder, where, rows, firsts, docs):
         root = root_of[doc]
         parts[root % buckets].append((root, entry[3], doc, entry[4]))
-    for bucket, part in enumerate(parts):
-        (Path(folder) / f"near-{task:05d}-{bucket:05d}.pkl").write_bytes(pickle.dumps(part))
+    _write_buckets(folder, "near", task, parts)
 
 
 def near_reduce(bucket: int, tasks: list[int], folder: str) -> tuple[int, Counter[tuple[str, str]]]:
@@ -252,25 +279,10 @@ def near_reduce(bucket: int, tasks: list[int], folder: str) -> tuple[int, Counte
     document)), written as root -> (survivor, its blob id) to ``winners-BUCKET.pkl``. Returns how
     many members lose, and per (a loser's repository, its survivor's) pair how many are copies
     from another repository."""
-    items: list[tuple[Any, ...]] = []
-    for task in tasks:
-        items += pickle.loads((Path(folder) / f"near-{task:05d}-{bucket:05d}.pkl").read_bytes())
-    best: dict[int, tuple[Any, ...]] = {}
-    for item in items:
-        current = best.get(item[0])
-        if current is None or item[1:3] < current[1:3]:
-            best[item[0]] = item
-    shared: Counter[tuple[str, str]] = Counter()
-    losers = 0
-    for root, key, doc, _ in items:
-        winner = best[root]
-        if winner[2] != doc:
-            losers += 1
-            if key[2] != winner[1][2]:
-                shared[(key[2], winner[1][2])] += 1
+    best, losers, shared = _keep_best(_read_bucket(folder, "near", tasks, bucket))
     winners = {root: (item[2], item[3]) for root, item in best.items()}
     (Path(folder) / f"winners-{bucket:05d}.pkl").write_bytes(pickle.dumps(winners))
-    return losers, shared
+    return len(losers), shared
 
 
 def survivors(task: int, indices: list[int], names: list[str], where: list[tuple[int, int]], rows: list[np.ndarray],
@@ -289,11 +301,7 @@ def survivors(task: int, indices: list[int], names: list[str], where: list[tuple
     near = {doc: winners[root] for doc, root in zip(docs.tolist(), roots.tolist(), strict=True)}
     writer = ReleaseWriter(Path(folder), shard_rows, None, Path(folder) / f"runs-{task:05d}")
     for index, name, at, chosen, first in zip(indices, names, where, rows, firsts, strict=True):
-        wanted, doc = set(chosen.tolist()), first - 1
-        for row, offset, _, key, blob, language, length, licence in _entries(folder, at):
-            if row not in wanted:
-                continue
-            doc += 1
+        for doc, (row, offset, _, key, blob, language, length, licence) in _kept_entries(folder, at, chosen, first):
             member, copy_of = near.get(doc), copies.get(key[2])
             if (member is not None and member[0] != doc) or (copy_of is not None and repo_dedup == "drop"):
                 continue
