@@ -207,9 +207,12 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     # Each near duplicate's component (the driver: 16 bytes per document in a verified pair) and its
     # survivor, the best-ranked member (the workers: a map by component into buckets, a reduce per bucket).
     docs, roots = component_roots(verified)
-    run(near_map, [(t, [keys.where(i) for i in g], [rows_kept[i] for i in g], *_in_group(docs, roots, rows_kept, g),
-                    folder, buckets) for t, g in enumerate(groups) if g])  # fmt: skip
-    found_near = run(near_reduce, [(b, [t for t, g in enumerate(groups) if g], folder) for b in range(buckets)])
+    # Per index task's spills: where their entries lie, their kept rows, their first documents, and
+    # the near duplicates among theirs with their components' roots (for the near map and the survivors).
+    parts = [(t, g, [keys.where(i) for i in g], [rows_kept[i] for i in g], *_in_group(docs, roots, rows_kept, g))
+             for t, g in enumerate(groups) if g]  # fmt: skip
+    run(near_map, [(t, *seen, folder, buckets) for t, _, *seen in parts])
+    found_near = run(near_reduce, [(b, [t for t, *_ in parts], folder) for b in range(buckets)])
     _count_pairs(shared, [counted for _, counted in found_near])
     report.near_duplicates, report.near_candidate_pairs, report.near_verified_pairs = (
         sum(losers for losers, _ in found_near), candidates, len(verified))  # fmt: skip
@@ -219,9 +222,8 @@ def deduplicate(keys: Keys, spills: list[str], config: BuildConfig, report: Any,
     # The survivors, as rows for the writer (sort key, origin), sorted into runs by the workers, a
     # task per index task's spills; the writer merges the runs as it plans the shards.
     (work / "copies.pkl").write_bytes(pickle.dumps(copies, protocol=pickle.HIGHEST_PROTOCOL))
-    shares = [(t, g, [spills[i] for i in g], [keys.where(i) for i in g], [rows_kept[i] for i in g],
-               *_in_group(docs, roots, rows_kept, g), buckets, folder, writer.shard_rows, config.repo_dedup)
-              for t, g in enumerate(groups) if g]  # fmt: skip
+    shares = [(t, g, [spills[i] for i in g], *seen, buckets, folder, writer.shard_rows, config.repo_dedup)
+              for t, g, *seen in parts]  # fmt: skip
     for made in run(survivors, shares):
         writer.adopt(*made)
     return writer.count
