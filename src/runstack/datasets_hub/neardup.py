@@ -43,16 +43,21 @@ class SpillRows:
     bounds: np.ndarray  # int64: len(spills) + 1
 
     @classmethod
+    def counted(cls, flat: np.ndarray, counts: Sequence[int] | np.ndarray) -> SpillRows:
+        """``flat``, spill ``s`` holding the next ``counts[s]`` rows."""
+        return cls(flat.astype(np.int32), np.concatenate(([0], np.cumsum(counts, dtype=np.int64))))
+
+    @classmethod
     def of(cls, parts: Sequence[np.ndarray]) -> SpillRows:
-        flat = np.concatenate([np.zeros(0, dtype=np.int32), *parts]).astype(np.int32)
-        return cls(flat, np.concatenate(([0], np.cumsum([len(part) for part in parts], dtype=np.int64))))
+        return cls.counted(np.concatenate([np.zeros(0, dtype=np.int32), *parts]), [len(part) for part in parts])
 
     @classmethod
     def joined(cls, parts: Sequence[SpillRows]) -> SpillRows:
         """The spills of ``parts``, one after the other."""
-        counts = np.concatenate([np.zeros(0, dtype=np.int64), *(np.diff(part.bounds) for part in parts)])
-        return cls(np.concatenate([np.zeros(0, dtype=np.int32), *(part.flat for part in parts)]),
-                   np.concatenate(([0], np.cumsum(counts, dtype=np.int64))))  # fmt: skip
+        return cls.counted(
+            np.concatenate([np.zeros(0, dtype=np.int32), *(part.flat for part in parts)]),
+            np.concatenate([np.zeros(0, dtype=np.int64), *(np.diff(part.bounds) for part in parts)]),
+        )
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
@@ -68,8 +73,7 @@ class SpillRows:
         """These rows less ``pairs`` ((spill, row) each)."""
         spill = np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.bounds))
         gone = np.isin((spill << 32) | self.flat, (pairs[:, 0].astype(np.int64) << 32) | pairs[:, 1])
-        counts = np.bincount(spill[~gone], minlength=len(self))
-        return SpillRows(self.flat[~gone], np.concatenate(([0], np.cumsum(counts, dtype=np.int64))))
+        return SpillRows.counted(self.flat[~gone], np.bincount(spill[~gone], minlength=len(self)))
 
 
 def band_map(task: int, spills: Sequence[str], rows_kept: Sequence[np.ndarray], offsets: Sequence[int],
