@@ -142,7 +142,7 @@ def _best(*runs: dict) -> dict:
             "start": min(r["start"] for r in runs)}  # fmt: skip
 
 
-HALF = """
+STAGE_ONE = """
 import json, sys, tempfile, time
 from runstack.datasets_hub.build import Source, _process
 from runstack.datasets_hub.cache import source_key
@@ -153,32 +153,17 @@ warm()
 sources = [Source(p, repo_name=n) for p, n in json.loads(sys.argv[1])]
 config = BuildConfig()
 steps = default_steps(config, None)
-print("ready", flush=True)
-sys.stdin.readline()
-with tempfile.TemporaryDirectory() as folder:
+def timed(part, folder):
     start = time.perf_counter()
-    _process(sources, [source_key(s) for s in sources], config, steps, folder)
-    print(time.perf_counter() - start, flush=True)
-"""
-
-
-TIMES = """
-import json, sys, tempfile, time
-from runstack.datasets_hub.build import Source, _process
-from runstack.datasets_hub.cache import source_key
-from runstack.datasets_hub.config import BuildConfig
-from runstack.datasets_hub.executors import warm
-from runstack.datasets_hub.steps import default_steps
-warm()
-config = BuildConfig()
-steps, times = default_steps(config, None), []
+    _process(part, [source_key(s) for s in part], config, steps, folder)
+    return time.perf_counter() - start
 with tempfile.TemporaryDirectory() as folder:
-    for path, name in json.loads(sys.argv[1]):
-        source = Source(path, repo_name=name)
-        start = time.perf_counter()
-        _process([source], [source_key(source)], config, steps, folder)
-        times.append(time.perf_counter() - start)
-print(json.dumps(times))
+    if sys.argv[2] == "each":  # every source alone, one after the other
+        print(json.dumps([timed([source], folder) for source in sources]))
+    else:  # all of them, once told to start (the other half's process being ready too)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(timed(sources, folder), flush=True)
 """
 
 
@@ -194,13 +179,13 @@ def work_ceiling(sources: list[tuple[str, str]]) -> tuple[float, float]:
     from runstack.datasets_hub.build import _groups
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    timed = subprocess.run([sys.executable, "-c", TIMES, json.dumps(sources)], capture_output=True, text=True,
+    timed = subprocess.run([sys.executable, "-c", STAGE_ONE, json.dumps(sources), "each"], capture_output=True, text=True,
                            env=env, check=True)  # fmt: skip
     times = json.loads(timed.stdout.strip().splitlines()[-1])
     halves = [[sources[i] for i in g] for g in _groups([int(t * 1e6) for t in times], 2)]
 
     def once(together: bool) -> float:
-        procs = [subprocess.Popen([sys.executable, "-c", HALF, json.dumps(h)], stdin=subprocess.PIPE,
+        procs = [subprocess.Popen([sys.executable, "-c", STAGE_ONE, json.dumps(h), "half"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env) for h in halves]  # fmt: skip
         for proc in procs:
             proc.stdout.readline()  # warm
